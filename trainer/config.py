@@ -27,7 +27,7 @@ class Config:
   job_dir: str
   data_dir: Optional[str] = None
   model_type: str = 'premade'
-  train_steps: Optional[int] = None
+  train_steps: Optional[int] = None  # wins over num_epochs when both are set
   num_epochs: Optional[float] = None
   batch_size: int = 128
   learning_rate: float = 1e-3
@@ -88,8 +88,6 @@ def _validate(c):
   _choice('optimizer', c.optimizer, tuple(model.OPTIMIZERS))
   _choice('activation', c.activation, tuple(model.ACTIVATIONS))
   _choice('lr-schedule', c.lr_schedule, model.LR_SCHEDULES)
-  if c.train_steps is not None and c.num_epochs is not None:
-    raise UsageError('give either --train-steps or --num-epochs, not both')
   for name in ('train_steps', 'num_epochs', 'batch_size', 'learning_rate',
                'checkpoint_secs', 'keep_checkpoints', 'log_every_steps'):
     _positive(name.replace('_', '-'), getattr(c, name))

@@ -114,6 +114,9 @@ def _parse_numbers(name, values, kind):
 
 
 def config_from_flags():
+  if FLAGS.train_steps is not None and FLAGS.num_epochs is not None:
+    raise config_lib.UsageError(
+        'give either --train-steps or --num-epochs, not both')
   return config_lib.Config(
       job_dir=FLAGS.job_dir or os.environ.get('AIP_MODEL_DIR'),
       data_dir=FLAGS.data_dir,

@@ -1,0 +1,35 @@
+import os
+import sys
+
+import pytest
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+sys.path.insert(0, os.path.dirname(__file__))
+
+import mnist_files  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+@pytest.fixture(scope='session')
+def _small_mnist(tmp_path_factory):
+  folder = str(tmp_path_factory.mktemp('mnist'))
+  return folder, mnist_files.write_mnist(folder)
+
+
+@pytest.fixture(scope='session')
+def mnist_dir(_small_mnist):
+  """A folder with the four small MNIST-format gzip files (600/200 images)."""
+  return _small_mnist[0]
+
+
+@pytest.fixture(scope='session')
+def mnist_arrays(_small_mnist):
+  """{'train'|'test': (uint8 images [n, 28, 28], uint8 labels [n])}."""
+  return _small_mnist[1]
+
+
+@pytest.fixture(scope='session')
+def real_mnist_dir():
+  folder = os.environ.get('MNIST_DATA_DIR')
+  if not folder:
+    pytest.skip('MNIST_DATA_DIR is not set')
+  return folder
