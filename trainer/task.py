@@ -160,7 +160,8 @@ def run(cfg):
   speed = progress.Throughput(cfg.batch_size)
 
   metrics = None
-  if jobdir.global_step(cfg.job_dir) < cfg.train_steps:
+  start_step = jobdir.global_step(cfg.job_dir)
+  if start_step < cfg.train_steps:
     logging.info('training %s model to step %d in %s', cfg.model_type,
                  cfg.train_steps, cfg.job_dir)
     train_spec = tf.estimator.TrainSpec(
@@ -177,8 +178,7 @@ def run(cfg):
                                                  eval_spec)
   else:
     logging.info('%s already holds step %d >= --train-steps %d: evaluating '
-                 'only', cfg.job_dir, jobdir.global_step(cfg.job_dir),
-                 cfg.train_steps)
+                 'only', cfg.job_dir, start_step, cfg.train_steps)
   if metrics is None:
     metrics = estimator.evaluate(eval_fn, name=None)
   if export.newest_export(cfg.job_dir) is None:
@@ -190,6 +190,7 @@ def run(cfg):
   results = {
       'model_type': cfg.model_type,
       'global_step': int(metrics['global_step']),
+      'resumed_from_step': start_step,
       'accuracy': float(metrics['accuracy']),
       'loss': float(metrics['loss']),
       'export_dir': export.newest_export(cfg.job_dir),
