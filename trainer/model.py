@@ -83,7 +83,10 @@ class PremadeClassifier(tf.estimator.DNNClassifier):
 
 
 def _export_outputs(predictions):
+  """One serving signature for both model types: class_ids is int64 [batch]."""
   outputs = {k: predictions[k] for k in SERVING_OUTPUTS}
+  outputs['class_ids'] = tf.reshape(
+      tf.cast(outputs['class_ids'], tf.int64), [-1])
   return {tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY:
           tf.estimator.export.PredictOutput(outputs)}
 
