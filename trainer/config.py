@@ -11,6 +11,7 @@ from typing import Optional, Tuple
 from trainer import model
 
 MODEL_TYPES = ('premade', 'custom')
+DISTRIBUTE = ('none', 'mirrored')
 DEFAULT_EPOCHS = 20
 
 # Per model type: what a run uses when the flag is not given. Chosen by
@@ -43,6 +44,7 @@ class Config:
   eval_secs: int = 60
   keep_checkpoints: int = 3
   log_every_steps: int = 500
+  distribute: str = 'none'
 
   def __post_init__(self):
     if self.train_steps is None and self.num_epochs is None:
@@ -88,6 +90,7 @@ def _validate(c):
   _choice('optimizer', c.optimizer, tuple(model.OPTIMIZERS))
   _choice('activation', c.activation, tuple(model.ACTIVATIONS))
   _choice('lr-schedule', c.lr_schedule, model.LR_SCHEDULES)
+  _choice('distribute', c.distribute, DISTRIBUTE)
   for name in ('train_steps', 'num_epochs', 'batch_size', 'learning_rate',
                'checkpoint_secs', 'keep_checkpoints', 'log_every_steps'):
     _positive(name.replace('_', '-'), getattr(c, name))

@@ -2,7 +2,9 @@
 
 A job dir is only ever added to: checkpoints resume, exports rotate, and a
 run that would not fit the checkpoints already there is refused up front
-rather than failing mid-restore.
+rather than failing mid-restore: by the settings in trainer_config.json when
+it is there (the clearer message), and always by comparing the variables the
+settings build with those in the newest checkpoint.
 """
 
 import dataclasses
@@ -12,6 +14,8 @@ import uuid
 
 import tensorflow as tf
 
+from trainer import data
+from trainer import inputs
 from trainer.config import UsageError
 
 CONFIG_FILE = 'trainer_config.json'
@@ -25,9 +29,25 @@ def config_dict(cfg):
           for k, v in dataclasses.asdict(cfg).items()}
 
 
-def prepare(cfg):
-  """Creates the job dir if needed, proves it writable, checks it fits cfg."""
-  path = cfg.job_dir
+def prepare(cfg, estimator, record=True):
+  """Proves the job dir writable and its checkpoints fit `estimator`.
+
+  With `record`, saves cfg as trainer_config.json on first use (in a
+  cluster only the chief records; the other tasks only check).
+  """
+  _check_writable(cfg.job_dir)
+  _check_same_architecture(cfg)
+  _check_checkpoint_fits(cfg.job_dir, estimator)
+  path = os.path.join(cfg.job_dir, CONFIG_FILE)
+  if record and not tf.io.gfile.exists(path):
+    # Written whole then renamed: other tasks of a cluster may be reading.
+    tmp = f'{path}.tmp-{uuid.uuid4().hex}'
+    with tf.io.gfile.GFile(tmp, 'w') as f:
+      json.dump(config_dict(cfg), f, indent=2, sort_keys=True)
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def _check_writable(path):
   if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
     raise UsageError(f'--job-dir {path} is a file; give a folder path')
   try:
@@ -39,29 +59,55 @@ def prepare(cfg):
   except tf.errors.OpError as e:
     raise UsageError(f'--job-dir {path} is not writable ({e.message}); give '
                      'a folder you can write to') from None
-  _check_same_architecture(cfg)
 
 
 def _check_same_architecture(cfg):
   saved_path = os.path.join(cfg.job_dir, CONFIG_FILE)
-  wanted = config_dict(cfg)
-  if tf.io.gfile.exists(saved_path):
-    with tf.io.gfile.GFile(saved_path) as f:
-      saved = json.load(f)
-    differ = [k for k in _ARCHITECTURE if saved.get(k) != wanted[k]]
-    if differ:
-      have = ', '.join(f'{k}={saved.get(k)}' for k in differ)
-      want = ', '.join(f'{k}={wanted[k]}' for k in differ)
-      raise UsageError(
-          f'--job-dir {cfg.job_dir} holds checkpoints of a model with {have}, '
-          f'not {want}; use a new --job-dir or the same settings')
+  if not tf.io.gfile.exists(saved_path):
     return
-  if global_step(cfg.job_dir) > 0:
+  with tf.io.gfile.GFile(saved_path) as f:
+    saved = json.load(f)
+  wanted = config_dict(cfg)
+  differ = [k for k in _ARCHITECTURE if saved.get(k) != wanted[k]]
+  if differ:
+    have = ', '.join(f'{k}={saved.get(k)}' for k in differ)
+    want = ', '.join(f'{k}={wanted[k]}' for k in differ)
     raise UsageError(
-        f'--job-dir {cfg.job_dir} holds checkpoints this trainer did not '
-        f'write (no {CONFIG_FILE}); use a new --job-dir')
-  with tf.io.gfile.GFile(saved_path, 'w') as f:
-    json.dump(wanted, f, indent=2, sort_keys=True)
+        f'--job-dir {cfg.job_dir} holds checkpoints of a model with {have}, '
+        f'not {want}; use a new --job-dir or the same settings')
+
+
+def _check_checkpoint_fits(job_dir, estimator):
+  """Every variable the settings build must be in the checkpoint, same shape."""
+  checkpoint = tf.train.latest_checkpoint(job_dir)
+  if checkpoint is None:
+    return
+  try:
+    saved = dict(tf.train.list_variables(checkpoint))
+  except tf.errors.OpError as e:
+    raise UsageError(f'checkpoint {checkpoint} cannot be read ({e.message}); '
+                     'use a new --job-dir') from None
+  fix = 'use a new --job-dir or the settings the checkpoints were made with'
+  for name, shape in _variables_built_by(estimator).items():
+    if name not in saved:
+      raise UsageError(f'--job-dir {job_dir} holds checkpoints without the '
+                       f'variable {name} that these settings build; {fix}')
+    if saved[name] != shape:
+      raise UsageError(f'--job-dir {job_dir} holds checkpoints where {name} '
+                       f'has shape {saved[name]}, but these settings build '
+                       f'{shape}; {fix}')
+
+
+def _variables_built_by(estimator):
+  """{name: shape} of what a training graph of `estimator` would restore."""
+  with tf.Graph().as_default():
+    tf.compat.v1.train.get_or_create_global_step()
+    pixels = tf.compat.v1.placeholder(tf.uint8, [None, data.PIXELS])
+    labels = tf.compat.v1.placeholder(tf.int32, [None])
+    estimator.model_fn(inputs.pixels_to_features(pixels, True), labels,
+                       tf.estimator.ModeKeys.TRAIN, estimator.config)
+    return {v.op.name: v.shape.as_list()
+            for v in tf.compat.v1.global_variables()}
 
 
 def global_step(job_dir):

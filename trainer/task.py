@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import time
+import traceback
 
 # TensorFlow's C++ start-up chatter (CUDA probes, CPU features) hides our
 # output; errors still surface as Python exceptions. Set the variable
@@ -20,12 +21,14 @@ from absl import flags
 from absl import logging
 import tensorflow as tf
 
+from trainer import cluster
 from trainer import config as config_lib
 from trainer import data
 from trainer import export
 from trainer import inputs
 from trainer import jobdir
 from trainer import model
+from trainer import preemption
 from trainer import progress
 
 FLAGS = flags.FLAGS
@@ -81,6 +84,13 @@ flags.DEFINE_integer('keep_checkpoints', _DEFAULTS.keep_checkpoints,
                      'Newest checkpoints to keep.')
 flags.DEFINE_integer('log_every_steps', _DEFAULTS.log_every_steps,
                      'Steps between progress lines.')
+flags.DEFINE_string('distribute', _DEFAULTS.distribute,
+                    'none: one device, or the parameter-server cluster that '
+                    'TF_CONFIG describes; mirrored: every GPU of this machine '
+                    '(MirroredStrategy; one device where there is none).')
+
+# An evaluator with throttle 0 would poll for new checkpoints in a busy loop.
+_EVALUATOR_MIN_SECS = 1
 
 
 def normalize_argv(argv):
@@ -137,55 +147,63 @@ def config_from_flags():
       checkpoint_secs=FLAGS.checkpoint_secs,
       eval_secs=FLAGS.eval_secs,
       keep_checkpoints=FLAGS.keep_checkpoints,
-      log_every_steps=FLAGS.log_every_steps)
+      log_every_steps=FLAGS.log_every_steps,
+      distribute=FLAGS.distribute)
 
 
-def run_config(cfg):
-  return tf.estimator.RunConfig(
+def run_config(cfg, role=None):
+  role = role or cluster.Role()
+  strategy = None
+  if cfg.distribute == 'mirrored':
+    if not role.is_local:
+      raise config_lib.UsageError(
+          '--distribute mirrored uses the devices of one machine, but '
+          f'TF_CONFIG makes this {role.name} of a cluster that trains with '
+          'parameter servers; drop --distribute or TF_CONFIG')
+    strategy = tf.distribute.MirroredStrategy()
+  return cluster.run_config(
+      role,
       model_dir=cfg.job_dir,
       tf_random_seed=cfg.seed,
       save_checkpoints_secs=cfg.checkpoint_secs,
       keep_checkpoint_max=cfg.keep_checkpoints,
-      log_step_count_steps=cfg.log_every_steps)
+      log_step_count_steps=cfg.log_every_steps,
+      train_distribute=strategy)
 
 
-def run(cfg):
-  """Trains to cfg's target step (resuming), evaluates, exports; returns results."""
+def run(cfg, role=None):
+  """Trains to cfg's target step (resuming), evaluates, exports; returns results.
+
+  Every task of a cluster calls this; only the chief evaluates the final
+  checkpoint, exports and returns results; the others return None.
+  """
   started = time.time()
-  jobdir.prepare(cfg)
+  role = role or cluster.Role()
   mnist = data.load(data.resolve_data_dir(cfg.data_dir))
   cfg = cfg.with_train_steps(mnist.train.size)
-  estimator = model.build_estimator(cfg, run_config(cfg))
+  estimator = model.build_estimator(cfg, run_config(cfg, role))
+  jobdir.prepare(cfg, estimator, record=role.is_chief)
   eval_fn = inputs.eval_input_fn(mnist.test, 1000, cfg.scale_inputs)
   speed = progress.Throughput(cfg.batch_size)
 
   metrics = None
   start_step = jobdir.global_step(cfg.job_dir)
   if start_step < cfg.train_steps:
-    logging.info('training %s model to step %d in %s', cfg.model_type,
-                 cfg.train_steps, cfg.job_dir)
-    train_spec = tf.estimator.TrainSpec(
-        inputs.train_input_fn(mnist.train, cfg.batch_size, cfg.seed,
-                              cfg.scale_inputs),
-        max_steps=cfg.train_steps,
-        hooks=[progress.ProgressHook(speed, cfg.train_steps,
-                                     cfg.log_every_steps)],
-        saving_listeners=[progress.PauseListener(speed)])
-    eval_spec = tf.estimator.EvalSpec(
-        eval_fn, steps=None, exporters=export.exporters(cfg.scale_inputs),
-        start_delay_secs=0, throttle_secs=cfg.eval_secs)
-    metrics, _ = tf.estimator.train_and_evaluate(estimator, train_spec,
-                                                 eval_spec)
-  else:
-    logging.info('%s already holds step %d >= --train-steps %d: evaluating '
-                 'only', cfg.job_dir, start_step, cfg.train_steps)
-  if metrics is None:
-    metrics = estimator.evaluate(eval_fn, name=None)
-  if export.newest_export(cfg.job_dir) is None:
-    logging.info('no export found; exporting the newest checkpoint')
-    estimator.export_saved_model(
-        os.path.join(cfg.job_dir, export.EXPORT_DIR, 'latest'),
-        export.serving_input_fn(cfg.scale_inputs))
+    metrics = _train_and_evaluate(cfg, role, estimator, mnist.train, eval_fn,
+                                  speed)
+  elif role.is_chief and export.newest_export(cfg.job_dir):
+    previous = export.read_results(cfg.job_dir)
+    if previous and previous.get('global_step') == start_step:
+      logging.info('%s already holds step %d >= --train-steps %d: reporting '
+                   'its results', cfg.job_dir, start_step, cfg.train_steps)
+      return previous
+  if not role.is_chief:
+    logging.info('%s done; the chief reports the results', role.name)
+    return None
+  if metrics is None:  # the Estimator did not evaluate the final checkpoint
+    metrics = _evaluate_and_export(
+        estimator, cfg, eval_fn,
+        start_step < cfg.train_steps or not export.newest_export(cfg.job_dir))
 
   results = {
       'model_type': cfg.model_type,
@@ -204,15 +222,79 @@ def run(cfg):
   return results
 
 
+def _train_and_evaluate(cfg, role, estimator, train, eval_fn, speed):
+  """Runs this task's part; returns the final metrics if it evaluated them.
+
+  Only a local run gets them back: in a cluster train_and_evaluate returns
+  nothing, whatever the task evaluated.
+  """
+  logging.info('%s: %s %s model to step %d in %s', role.name,
+               'training' if role.trains else 'serving a', cfg.model_type,
+               cfg.train_steps, cfg.job_dir)
+  with preemption.StopOnSigterm(active=role.trains) as stop:
+    train_spec = tf.estimator.TrainSpec(
+        inputs.train_input_fn(train, cfg.batch_size, cfg.seed,
+                              cfg.scale_inputs, shard=role.shard),
+        max_steps=cfg.train_steps,
+        hooks=[stop.hook(),
+               progress.ProgressHook(speed, cfg.train_steps,
+                                     cfg.log_every_steps)],
+        saving_listeners=[stop.listener(), progress.PauseListener(speed)])
+    eval_spec = tf.estimator.EvalSpec(
+        eval_fn, steps=None,
+        # Only the chief exports (see trainer/cluster.py).
+        exporters=export.exporters(cfg.scale_inputs) if role.is_chief else (),
+        start_delay_secs=0,
+        throttle_secs=(cfg.eval_secs if role.trains else
+                       max(cfg.eval_secs, _EVALUATOR_MIN_SECS)))
+    result = tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
+    stop.check()
+  return result[0] if result else None
+
+
+def _evaluate_and_export(estimator, cfg, eval_fn, run_exporters):
+  """Evaluates the newest checkpoint and exports it as train_and_evaluate would."""
+  checkpoint = estimator.latest_checkpoint()
+  metrics = estimator.evaluate(eval_fn, name=None, checkpoint_path=checkpoint)
+  if run_exporters:
+    logging.info('exporting step %d', metrics['global_step'])
+    for exporter in export.exporters(cfg.scale_inputs):
+      exporter.export(estimator,
+                      os.path.join(cfg.job_dir, export.EXPORT_DIR,
+                                   exporter.name),
+                      checkpoint, metrics, is_the_final_export=True)
+  return metrics
+
+
 def main(argv):
   del argv
   if FLAGS.verbosity < 1:
     tf.get_logger().setLevel('ERROR')
+  cfg = None
   try:
-    results = run(config_from_flags())
+    cfg = config_from_flags()
+    results = run(cfg, cluster.from_environment())
   except (config_lib.UsageError, data.DataError) as e:
-    sys.exit(f'error: {e}')
-  print(json.dumps(results, sort_keys=True))
+    _exit(f'error: {e}')
+  except tf.compat.v1.train.NanLossDuringTrainingError:
+    _exit('error: the training loss became NaN; the newest checkpoint (step '
+          f'{jobdir.global_step(cfg.job_dir)}) in {cfg.job_dir} is kept; rerun '
+          f'with a lower --learning-rate (now {cfg.learning_rate}) or a new '
+          '--job-dir')
+  except preemption.Preempted:
+    _exit(f'preempted: stopped on SIGTERM; the newest checkpoint in '
+          f'{cfg.job_dir} is step {jobdir.global_step(cfg.job_dir)}; rerun the '
+          'same command to resume', status=128 + 15)
+  if results is not None:
+    print(json.dumps(results, sort_keys=True))
+
+
+def _exit(line, status=1):
+  """One line on stderr; with --verbosity 1 or more, the traceback first."""
+  if FLAGS.verbosity > 0:
+    traceback.print_exc()
+  print(line, file=sys.stderr)
+  sys.exit(status)
 
 
 if __name__ == '__main__':
