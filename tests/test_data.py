@@ -5,17 +5,16 @@ import gzip
 import hashlib
 import http.server
 import os
+import re
 import shutil
 import threading
 
-import numpy as np
 import pytest
 
 import mnist_files
 from trainer import data
 
-TRAIN_IMAGES = 'train-images-idx3-ubyte'
-TRAIN_LABELS = 'train-labels-idx1-ubyte'
+TRAIN_LABELS = mnist_files.TRAIN_LABELS
 
 
 def test_load_reads_counts_and_layout(mnist_dir):
@@ -43,75 +42,10 @@ def broken_dir(tmp_path, mnist_dir):
   return folder
 
 
-def _replace(folder, name, payload, compress=True):
-  for suffix in ('', '.gz'):
-    path = folder / (name + suffix)
-    if path.exists():
-      path.unlink()
-  mnist_files.write_file(str(folder / (name + ('.gz' if compress else ''))),
-                         payload, compress)
-
-
-def _good_images(n=600):
-  images, _ = mnist_files.synthetic(n, 0)
-  return mnist_files.idx_bytes(images, mnist_files.IMAGES_MAGIC)
-
-
-def _good_labels(n=600):
-  _, labels = mnist_files.synthetic(n, 0)
-  return mnist_files.idx_bytes(labels, mnist_files.LABELS_MAGIC)
-
-
-BROKEN = {
-    'missing file': (None, None, f'{TRAIN_IMAGES}[.gz] not found'),
-    'empty file': (TRAIN_IMAGES, b'', 'is empty'),
-    'wrong magic': (TRAIN_IMAGES, b'\x00\x00\x08\x01' + _good_images()[4:],
-                    'is not an MNIST image file: magic number 00000801'),
-    'labels file where images belong': (
-        TRAIN_IMAGES, _good_labels(), 'is not an MNIST image file'),
-    'truncated header': (TRAIN_IMAGES, _good_images()[:10],
-                         'truncated inside its header'),
-    'truncated records': (TRAIN_IMAGES, _good_images()[:-100],
-                          'is truncated: its header promises 600 records'),
-    'extra bytes': (TRAIN_LABELS, _good_labels() + b'\x01\x02',
-                    'has 2 bytes after its 600 records'),
-    'count mismatch': (TRAIN_LABELS, _good_labels(599),
-                       'holds 600 images but'),
-    'not 28x28': (TRAIN_IMAGES, mnist_files.idx_bytes(
-        np.zeros((600, 32, 32)), mnist_files.IMAGES_MAGIC),
-                  'holds 32x32 images'),
-    'label out of range': (TRAIN_LABELS, _good_labels()[:20] + b'\x0c'
-                           + _good_labels()[21:],
-                           'holds label 12 at index 12; MNIST labels are 0-9'),
-    'zero records': (TRAIN_LABELS, mnist_files.idx_bytes(
-        np.zeros((0,)), mnist_files.LABELS_MAGIC), 'holds no records'),
-}
-
-
-@pytest.mark.parametrize('case', sorted(BROKEN))
+@pytest.mark.parametrize('case', sorted(mnist_files.BROKEN))
 def test_each_bad_file_gets_its_own_message(broken_dir, case):
-  name, payload, message = BROKEN[case]
-  if name is None:
-    (broken_dir / (TRAIN_IMAGES + '.gz')).unlink()
-  else:
-    _replace(broken_dir, name, payload)
-  with pytest.raises(data.DataError, match=message.replace('[', r'\[')
-                     .replace(']', r'\]').replace('.', r'\.')):
-    data.load(str(broken_dir))
-
-
-def test_corrupt_gzip(broken_dir):
-  path = broken_dir / (TRAIN_IMAGES + '.gz')
-  raw = bytearray(path.read_bytes())
-  raw[len(raw) // 2:len(raw) // 2 + 64] = bytes(64)
-  path.write_bytes(bytes(raw))
-  with pytest.raises(data.DataError, match='not a readable gzip file'):
-    data.load(str(broken_dir))
-
-
-def test_not_gzip_despite_suffix(broken_dir):
-  (broken_dir / (TRAIN_LABELS + '.gz')).write_bytes(_good_labels())
-  with pytest.raises(data.DataError, match='not a readable gzip file'):
+  message = mnist_files.break_mnist(str(broken_dir), case)
+  with pytest.raises(data.DataError, match=re.escape(message)):
     data.load(str(broken_dir))
 
 

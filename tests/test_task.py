@@ -1,11 +1,21 @@
-"""`python -m trainer.task` end to end, in subprocesses, as users run it."""
+"""`python -m trainer.task` end to end, in subprocesses, as users run it.
+
+The long tables of bad inputs run `task.main` in this process instead (what
+`python -m trainer.task` runs after importing TensorFlow, which costs a few
+seconds per subprocess); each kind of error also has a subprocess test.
+"""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
+
+import mnist_files
+from trainer import jobdir
+from trainer import task
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ['--hidden-units', '64,32', '--batch-size', '32', '--eval-secs', '0',
@@ -23,6 +33,37 @@ def run_task(*args, env=None, timeout=300):
 def last_json(result):
   assert result.returncode == 0, result.stderr[-3000:]
   return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def main_in_process(monkeypatch, capsys):
+  """Runs task.main on flags in this process: returns (exit status, stderr)."""
+  def run(*args, env=None):
+    monkeypatch.delenv('MNIST_DATA_DIR', raising=False)
+    for name, value in (env or {}).items():
+      monkeypatch.setenv(name, value)
+    task.FLAGS.unparse_flags()
+    capsys.readouterr()
+    try:
+      task.main(task.parse_flags(['trainer.task', *args]))
+      status = 0
+    except SystemExit as e:  # as the interpreter does: a message means 1
+      status = e.code
+      if isinstance(status, str):
+        print(status, file=sys.stderr)
+        status = 1
+    return subprocess.CompletedProcess(args, status, '',
+                                       capsys.readouterr().err)
+  yield run
+  task.FLAGS.unparse_flags()
+
+
+def assert_refused(result, message):
+  """Exit status 1 and a single line on stderr: 'error: ...message...'."""
+  assert result.returncode == 1, result.stderr[-3000:]
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith('error: '), result.stderr
+  assert message in lines[0]
 
 
 def snapshot(folder):
@@ -96,51 +137,158 @@ def test_rerun_of_a_finished_job_reports_its_results(first_run, mnist_dir):
     (['--train-steps', '5', '--num-epochs', '1'], 'not both'),
     (['--batch-size', 'ten'], "flag --batch_size=ten"),
     (['--no-such-flag', '1'], "Unknown command line flag 'no_such_flag'"),
+    (['--dropout', '-0.1'], 'every rate must be in [0, 1)'),
+    (['--model-type', 'custom', '--dropout', '0.1,0.2,0.3'],
+     'has 3 rates but --hidden-units=64,32 has 2 layers'),
+    (['--dropout', '0.1,0.2'], 'the premade model takes one rate'),
+    (['--distribute', 'tpu'], '--distribute=tpu is not supported'),
 ])
-def test_bad_flags_fail_with_one_line_and_touch_nothing(first_run, mnist_dir,
-                                                        args, message):
+def test_bad_flags_fail_with_one_line_and_touch_nothing(
+    main_in_process, first_run, mnist_dir, args, message):
   job_dir, _ = first_run
   before = snapshot(job_dir)
   base = ['--data-dir', mnist_dir, '--job-dir', job_dir, '--train-steps',
           '40', '--hidden-units', '64,32']
-  result = run_task(*base, *args)
-  assert result.returncode != 0
-  lines = result.stderr.strip().splitlines()
-  assert len(lines) == 1 and lines[0].startswith('error: '), result.stderr
-  assert message in lines[0]
+  assert_refused(main_in_process(*base, *args), message)
   assert snapshot(job_dir) == before
 
 
-def test_job_dir_of_another_model_is_refused(first_run, mnist_dir):
+@pytest.mark.parametrize('tf_config, args, message', [
+    ('{"cluster": ', [], 'TF_CONFIG is not valid JSON'),
+    ('{"cluster": {"chief": ["127.0.0.1:1"], "worker": ["127.0.0.1:2"]}, '
+     '"task": {"type": "worker", "index": 1}}', [],
+     'TF_CONFIG task worker 1 is not in its cluster (1 chief, 1 worker)'),
+    ('{"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, '
+     '"task": {"type": "worker", "index": 0}}', [],
+     'TF_CONFIG cluster has 0 chief/master tasks; it needs exactly one'),
+    ('{"cluster": {"chief": ["127.0.0.1:1"], "worker": ["127.0.0.1:2"]}, '
+     '"task": {"type": "chief", "index": 0}}', ['--distribute', 'mirrored'],
+     '--distribute mirrored uses the devices of one machine'),
+])
+def test_bad_tf_config_fails_with_one_line_and_touches_nothing(
+    main_in_process, first_run, mnist_dir, tf_config, args, message):
   job_dir, _ = first_run
   before = snapshot(job_dir)
-  result = run_task('--model-type', 'premade', '--data-dir', mnist_dir,
-                    '--job-dir', job_dir, '--train-steps', '80', *SMALL)
-  assert result.returncode != 0
-  assert "holds checkpoints of a model with model_type=custom" in result.stderr
+  result = main_in_process('--model-type', 'custom', '--data-dir', mnist_dir,
+                    '--job-dir', job_dir, '--train-steps', '80', *SMALL, *args,
+                    env={'TF_CONFIG': tf_config})
+  assert_refused(result, message)
   assert snapshot(job_dir) == before
+
+
+@pytest.mark.parametrize('case', sorted(mnist_files.BROKEN))
+def test_bad_data_fails_with_one_line_and_touches_nothing(
+    main_in_process, first_run, mnist_dir, tmp_path, case):
+  job_dir, _ = first_run
+  before = snapshot(job_dir)
+  broken = str(tmp_path / 'mnist')
+  shutil.copytree(mnist_dir, broken)
+  message = mnist_files.break_mnist(broken, case)
+  result = main_in_process('--model-type', 'custom', '--data-dir', broken,
+                    '--job-dir', job_dir, '--train-steps', '80', *SMALL)
+  assert_refused(result, message)
+  assert snapshot(job_dir) == before
+
+
+def test_missing_data_dir_names_the_flag_and_creates_nothing(tmp_path):
+  result = run_task('--data-dir', str(tmp_path / 'none'), '--job-dir',
+                    str(tmp_path / 'job'))
+  assert_refused(result, 'does not exist or is not a folder; pass --data-dir')
+  assert not (tmp_path / 'job').exists()
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--model-type', 'premade'],
+     'holds checkpoints of a model with model_type=custom, not '
+     'model_type=premade; use a new --job-dir or the same settings'),
+    (['--model-type', 'custom', '--hidden-units', '128,32'],
+     'holds checkpoints of a model with hidden_units=[64, 32], not '
+     'hidden_units=[128, 32]'),
+])
+def test_job_dir_of_another_model_is_refused(first_run, mnist_dir, args,
+                                             message):
+  job_dir, _ = first_run
+  before = snapshot(job_dir)
+  result = run_task('--data-dir', mnist_dir, '--job-dir', job_dir,
+                    '--train-steps', '80', *SMALL, *args)
+  assert_refused(result, message)
+  assert snapshot(job_dir) == before
+
+
+@pytest.fixture
+def no_config_job(first_run, tmp_path):
+  """A copy of the trained job dir without trainer_config.json."""
+  job_dir = str(tmp_path / 'no-config')
+  shutil.copytree(first_run[0], job_dir)
+  os.remove(os.path.join(job_dir, 'trainer_config.json'))
+  return job_dir
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--hidden-units', '128,32'],
+     'holds checkpoints where dense/kernel has shape [784, 64], but these '
+     'settings build [784, 128]; use a new --job-dir or the settings the '
+     'checkpoints were made with'),
+    (['--optimizer', 'sgd'],
+     'holds checkpoints without the variable SGD/decay that these settings '
+     'build'),
+    (['--lr-schedule', 'constant'],
+     'holds checkpoints without the variable Adam/learning_rate'),
+])
+def test_checkpoints_without_trainer_config_are_checked_by_variables(
+    main_in_process, no_config_job, mnist_dir, args, message):
+  before = snapshot(no_config_job)
+  result = main_in_process('--model-type', 'custom', '--data-dir', mnist_dir,
+                    '--job-dir', no_config_job, '--train-steps', '80',
+                    *SMALL, *args)
+  assert_refused(result, message)
+  assert snapshot(no_config_job) == before
+
+
+def test_checkpoints_without_trainer_config_that_fit_resume(no_config_job,
+                                                            mnist_dir):
+  results = last_json(run_task(
+      '--model-type', 'custom', '--data-dir', mnist_dir, '--job-dir',
+      no_config_job, '--train-steps', '60', *SMALL))
+  assert results['resumed_from_step'] == 40 and results['global_step'] == 60
+  assert os.path.exists(os.path.join(no_config_job, 'trainer_config.json'))
 
 
 def test_job_dir_that_is_a_file(tmp_path, mnist_dir):
   path = tmp_path / 'results'
   path.write_text('precious')
   result = run_task('--data-dir', mnist_dir, '--job-dir', str(path))
-  assert result.returncode != 0
-  assert 'is a file; give a folder path' in result.stderr
+  assert_refused(result, 'is a file; give a folder path')
   assert path.read_text() == 'precious'
 
 
-def test_missing_data_names_the_flag(tmp_path):
-  result = run_task('--data-dir', str(tmp_path / 'none'), '--job-dir',
-                    str(tmp_path / 'job'))
-  assert result.returncode != 0
-  assert 'pass --data-dir' in result.stderr.strip().splitlines()[-1]
+def test_job_dir_that_is_not_writable(tmp_path, mnist_dir):
+  path = tmp_path / 'file'
+  path.write_text('precious')
+  result = run_task('--data-dir', mnist_dir, '--job-dir', str(path / 'job'))
+  assert_refused(result, f'--job-dir {path / "job"} is not writable (')
+  assert path.read_text() == 'precious'
 
 
 def test_job_dir_is_required(mnist_dir):
-  result = run_task('--data-dir', mnist_dir)
-  assert result.returncode != 0
-  assert 'error: --job-dir is required' in result.stderr
+  assert_refused(run_task('--data-dir', mnist_dir), '--job-dir is required')
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(first_run,
+                                                          mnist_dir,
+                                                          tmp_path):
+  job_dir = str(tmp_path / 'nan')
+  shutil.copytree(first_run[0], job_dir)
+  result = run_task('--model-type', 'custom', '--data-dir', mnist_dir,
+                    '--job-dir', job_dir, '--train-steps', '80', *SMALL,
+                    '--learning-rate', '1e10')
+  assert result.returncode == 1 and 'Traceback' not in result.stderr
+  assert result.stderr.strip().splitlines()[-1] == (
+      'error: the training loss became NaN; the newest checkpoint (step 40) '
+      f'in {job_dir} is kept; rerun with a lower --learning-rate (now '
+      '10000000000.0) or a new --job-dir')
+  assert jobdir.global_step(job_dir) == 40
+  assert 'results.json' in os.listdir(job_dir)
 
 
 @pytest.mark.parametrize('model_type', ['premade', 'custom'])

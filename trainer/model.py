@@ -120,6 +120,9 @@ def custom_model_fn(features, labels, mode, params):
 
   optimizer = make_optimizer(hp)
   optimizer.iterations = tf.compat.v1.train.get_or_create_global_step()
+  # A tf.distribute strategy sums the replicas' gradients; scale each
+  # replica's mean loss as the canned heads do, so the sum is the batch mean.
+  replicas = tf.distribute.get_strategy().num_replicas_in_sync
   train_op = optimizer.get_updates(
-      loss, tf.compat.v1.trainable_variables())[0]
+      loss / replicas, tf.compat.v1.trainable_variables())[0]
   return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)

@@ -161,6 +161,11 @@ def run_config(cfg, role=None):
           f'TF_CONFIG makes this {role.name} of a cluster that trains with '
           'parameter servers; drop --distribute or TF_CONFIG')
     strategy = tf.distribute.MirroredStrategy()
+    if cfg.batch_size % strategy.num_replicas_in_sync:
+      raise config_lib.UsageError(
+          f'--batch-size={cfg.batch_size} must be a multiple of the '
+          f'{strategy.num_replicas_in_sync} devices --distribute mirrored '
+          'uses here: each device takes an equal share of a batch')
   return cluster.run_config(
       role,
       model_dir=cfg.job_dir,
@@ -231,10 +236,14 @@ def _train_and_evaluate(cfg, role, estimator, train, eval_fn, speed):
   logging.info('%s: %s %s model to step %d in %s', role.name,
                'training' if role.trains else 'serving a', cfg.model_type,
                cfg.train_steps, cfg.job_dir)
+  strategy = estimator.config.train_distribute
+  # Each device of a strategy takes its own share of --batch-size.
+  batch_size = cfg.batch_size // (strategy.num_replicas_in_sync if strategy
+                                  else 1)
   with preemption.StopOnSigterm(active=role.trains) as stop:
     train_spec = tf.estimator.TrainSpec(
-        inputs.train_input_fn(train, cfg.batch_size, cfg.seed,
-                              cfg.scale_inputs, shard=role.shard),
+        inputs.train_input_fn(train, batch_size, cfg.seed, cfg.scale_inputs,
+                              shard=role.shard),
         max_steps=cfg.train_steps,
         hooks=[stop.hook(),
                progress.ProgressHook(speed, cfg.train_steps,
