@@ -157,17 +157,15 @@ class Cluster:
       time.sleep(_POLL_SECS)
 
   def stop(self):
-    """SIGTERM to every live task, SIGKILL to those alive after the grace."""
-    live = [p for p in self.procs.values() if p.poll() is None]
-    for proc in live:
-      proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + self.args.grace_secs
-    for proc in live:
-      try:
-        proc.wait(timeout=max(0, deadline - time.monotonic()))
-      except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    """Stops every task still running: the parameter servers last.
+
+    The chief saves its final checkpoint on SIGTERM, reading the
+    variables from the parameter servers, so they must still be up.
+    """
+    ps = [p for n, p in self.procs.items() if n.startswith('ps-')]
+    _stop([p for p in self.procs.values() if p not in ps],
+          self.args.grace_secs)
+    _stop(ps, self.args.grace_secs)
 
   def last_line(self, name):
     with open(self.logs[name], errors='replace') as f:
@@ -179,6 +177,20 @@ class Cluster:
     how = (f'was killed by {signal.Signals(-code).name}' if code < 0
            else f'exited with status {code}')
     return f'{name} {how}: {self.last_line(name)} (log: {self.logs[name]})'
+
+
+def _stop(procs, grace_secs):
+  """SIGTERM to each live process, SIGKILL to those alive after the grace."""
+  live = [p for p in procs if p.poll() is None]
+  for proc in live:
+    proc.send_signal(signal.SIGTERM)
+  deadline = time.monotonic() + grace_secs
+  for proc in live:
+    try:
+      proc.wait(timeout=max(0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+      proc.kill()
+      proc.wait()
 
 
 class _Stopped(Exception):

@@ -29,17 +29,20 @@ def config_dict(cfg):
           for k, v in dataclasses.asdict(cfg).items()}
 
 
-def prepare(cfg, estimator, record=True):
+def prepare(cfg, estimator, chief=True):
   """Proves the job dir writable and its checkpoints fit `estimator`.
 
-  With `record`, saves cfg as trainer_config.json on first use (in a
-  cluster only the chief records; the other tasks only check).
+  The chief also compares the checkpoint's variables and saves cfg as
+  trainer_config.json on first use; other tasks of a cluster leave that to
+  it (the chief's checkpoints may rotate while they read).
   """
   _check_writable(cfg.job_dir)
   _check_same_architecture(cfg)
+  if not chief:
+    return
   _check_checkpoint_fits(cfg.job_dir, estimator)
   path = os.path.join(cfg.job_dir, CONFIG_FILE)
-  if record and not tf.io.gfile.exists(path):
+  if not tf.io.gfile.exists(path):
     # Written whole then renamed: other tasks of a cluster may be reading.
     tmp = f'{path}.tmp-{uuid.uuid4().hex}'
     with tf.io.gfile.GFile(tmp, 'w') as f:

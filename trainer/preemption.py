@@ -20,8 +20,8 @@ class Preempted(Exception):
 class StopOnSigterm:
   """Context manager: while inside, SIGTERM asks training to stop.
 
-  Inactive (SIGTERM kills at once) for tasks with nothing to save: a
-  parameter server or an evaluator.
+  Inactive (SIGTERM kills at once) in tasks with nothing to save: workers,
+  parameter servers and evaluators; the chief writes every checkpoint.
 
   Give `hook()` to the training hooks and `listener()` first among the
   checkpoint listeners; on leaving, call `check()`.
@@ -53,7 +53,7 @@ class StopOnSigterm:
     return _AfterSave(self)
 
   def check(self):
-    """Raises Preempted if SIGTERM came (a worker ends here: no saver)."""
+    """Raises Preempted if SIGTERM came."""
     if self.requested:
       raise Preempted()
 

@@ -187,7 +187,7 @@ def run(cfg, role=None):
   mnist = data.load(data.resolve_data_dir(cfg.data_dir))
   cfg = cfg.with_train_steps(mnist.train.size)
   estimator = model.build_estimator(cfg, run_config(cfg, role))
-  jobdir.prepare(cfg, estimator, record=role.is_chief)
+  jobdir.prepare(cfg, estimator, chief=role.is_chief)
   eval_fn = inputs.eval_input_fn(mnist.test, 1000, cfg.scale_inputs)
   speed = progress.Throughput(cfg.batch_size)
 
@@ -240,7 +240,7 @@ def _train_and_evaluate(cfg, role, estimator, train, eval_fn, speed):
   # Each device of a strategy takes its own share of --batch-size.
   batch_size = cfg.batch_size // (strategy.num_replicas_in_sync if strategy
                                   else 1)
-  with preemption.StopOnSigterm(active=role.trains) as stop:
+  with preemption.StopOnSigterm(active=role.is_chief) as stop:
     train_spec = tf.estimator.TrainSpec(
         inputs.train_input_fn(train, batch_size, cfg.seed, cfg.scale_inputs,
                               shard=role.shard),

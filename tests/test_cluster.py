@@ -1,0 +1,141 @@
+"""Cluster roles from TF_CONFIG, and a real cluster on loopback ports.
+
+The real cluster (chief, worker, parameter server, evaluator: separate
+`python -m trainer.task` processes started by scripts/local_cluster.py)
+loses its chief to SIGKILL mid-training, then the same command is rerun:
+it resumes from the newest checkpoint, finishes, and only the chief
+evaluates the final checkpoint, exports and writes results.json.
+"""
+
+import json
+import os
+import re
+import signal
+
+import pytest
+import tensorflow as tf
+
+import processes
+from trainer import cluster
+from trainer import jobdir
+
+CLUSTER = {'chief': ['127.0.0.1:1'], 'worker': ['127.0.0.1:2', '127.0.0.1:3'],
+           'ps': ['127.0.0.1:4']}
+
+
+def role(task_type, index=0, spec=None):
+  return cluster.from_environment({'TF_CONFIG': json.dumps({
+      'cluster': CLUSTER if spec is None else spec,
+      'task': {'type': task_type, 'index': index}})})
+
+
+@pytest.mark.parametrize('tf_config', [
+    None,
+    '',
+    # gcloud ai-platform local train (not --distributed)
+    '{"job": {"job_name": "trainer.task"}, "task": {}, "cluster": {}, '
+    '"environment": "cloud"}',
+    # a single-replica cloud job, new and legacy naming
+    '{"cluster": {"chief": ["host:2222"]}, "task": {"type": "chief", '
+    '"index": 0}, "environment": "cloud"}',
+    '{"cluster": {"master": ["host:2222"], "ps": [], "worker": []}, '
+    '"task": {"type": "master", "index": 0}}',
+])
+def test_no_cluster_or_a_cluster_of_one_runs_locally(tf_config):
+  environ = {} if tf_config is None else {'TF_CONFIG': tf_config}
+  local = cluster.from_environment(environ)
+  assert local == cluster.Role()
+  assert local.is_chief and local.trains and local.shard == (0, 1)
+  assert local.tf_config() == {}
+
+
+def test_roles_in_a_cluster():
+  chief, worker, ps, evaluator = (role('chief'), role('worker', 1),
+                                  role('ps'), role('evaluator'))
+  assert chief.is_chief and chief.trains and chief.shard == (0, 3)
+  assert not worker.is_chief and worker.trains and worker.shard == (2, 3)
+  assert not ps.is_chief and not ps.trains
+  assert not evaluator.is_chief and not evaluator.trains
+  assert worker.name == 'worker 1'
+  assert worker.tf_config() == {'cluster': CLUSTER,
+                                'task': {'type': 'worker', 'index': 1}}
+
+
+def test_run_config_sees_no_cluster_for_a_lone_chief(monkeypatch):
+  tf_config = json.dumps({'cluster': {'chief': ['host:2222']},
+                          'task': {'type': 'chief', 'index': 0}})
+  monkeypatch.setenv('TF_CONFIG', tf_config)
+  config = cluster.run_config(cluster.from_environment())
+  assert not config.cluster_spec and config.is_chief
+  assert os.environ['TF_CONFIG'] == tf_config, 'environment restored'
+  worker = cluster.run_config(role('worker', 1))
+  assert worker.task_type == 'worker' and worker.num_ps_replicas == 1
+
+
+TARGET = 1500  # steps: long enough to kill the chief before the end
+
+
+@pytest.fixture(scope='module')
+def killed_then_rerun(tmp_path_factory, mnist_dir):
+  """Kills the chief of a running cluster, then reruns the same command."""
+  tmp = tmp_path_factory.mktemp('cluster')
+  job_dir = str(tmp / 'job')
+  args = [*processes.LOCAL_CLUSTER, '--workers', '1', '--ps', '1',
+          '--evaluator', '--', '--data-dir', mnist_dir, '--job-dir', job_dir,
+          '--train-steps', str(TARGET), '--eval-secs', '1', *processes.SMALL]
+  log = tmp / 'first.log'
+  with processes.started(args, log) as launcher:
+    chief = int(processes.wait_for_line(log, r'started chief-0 \(pid (\d+)\)',
+                                        launcher).group(1))
+    processes.wait_for_checkpoint_after(job_dir, 0, launcher)
+    os.kill(chief, signal.SIGKILL)
+    launcher.wait(timeout=120)
+  first = {
+      'status': launcher.returncode,
+      'output': log.read_text(),
+      'pids': [int(pid) for pid in re.findall(r'\(pid (\d+)\)',
+                                              log.read_text())],
+      'step': jobdir.global_step(job_dir),
+      'results': os.path.exists(os.path.join(job_dir, 'results.json')),
+  }
+  return job_dir, first, processes.run(args)
+
+
+def test_a_killed_chief_stops_the_cluster(killed_then_rerun):
+  _, first, _ = killed_then_rerun
+  assert first['status'] == 1
+  assert re.search(r'error: chief-0 was killed by SIGKILL: .*; rerun the '
+                   'same command to resume', first['output'])
+  assert len(first['pids']) == 4
+  assert not [pid for pid in first['pids'] if processes.is_running(pid)]
+  assert 0 < first['step'] < TARGET and not first['results']
+
+
+def test_rerun_resumes_and_finishes(killed_then_rerun):
+  job_dir, first, rerun = killed_then_rerun
+  assert rerun.returncode == 0, rerun.stderr[-3000:]
+  results = json.loads(rerun.stdout.strip().splitlines()[-1])
+  assert results['resumed_from_step'] == first['step']
+  assert results['global_step'] >= TARGET
+  assert results['accuracy'] > 0.9
+  with open(os.path.join(job_dir, 'results.json')) as f:
+    assert json.load(f) == results
+
+
+def test_only_the_chief_evaluates_at_the_end_and_exports(killed_then_rerun):
+  job_dir, _, _ = killed_then_rerun
+  for name in ('latest', 'best'):
+    exports = os.listdir(os.path.join(job_dir, 'export', name))
+    assert len(exports) == 1
+    assert tf.saved_model.contains_saved_model(
+        os.path.join(job_dir, 'export', name, exports[0]))
+  logs = {}
+  for name in ('chief-0', 'worker-0', 'ps-0', 'evaluator-0'):
+    with open(os.path.join(job_dir, 'logs', f'{name}.log')) as f:
+      logs[name] = f.read()
+  assert logs['chief-0'].count('exporting step') == 1
+  assert not [name for name in logs
+              if name != 'chief-0' and 'exporting step' in logs[name]]
+  assert 'worker 0 done; the chief reports the results' in logs['worker-0']
+  assert 'evaluator 0 done' in logs['evaluator-0']
+  assert os.listdir(os.path.join(job_dir, 'eval')), 'evaluator events'

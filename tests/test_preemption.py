@@ -1,0 +1,107 @@
+"""Preemption: SIGKILL or SIGTERM a real trainer mid-run, then rerun it.
+
+A rerun of the same command must continue from the newest complete
+checkpoint (the global step never goes backwards) and finish: export and
+results.json once the target step is reached.
+"""
+
+import json
+import os
+import signal
+
+import pytest
+import tensorflow as tf
+
+import processes
+from trainer import jobdir
+
+TARGET = 3000  # steps: a few seconds, so the run is still going when stopped
+
+
+@pytest.fixture
+def command(tmp_path, mnist_dir):
+  """The same trainer command for the interrupted run and the rerun."""
+  job_dir = str(tmp_path / 'job')
+  return job_dir, [*processes.TASK, '--data-dir', mnist_dir, '--job-dir',
+                   job_dir, '--train-steps', str(TARGET), '--eval-secs', '600',
+                   *processes.SMALL]
+
+
+def interrupt(command, tmp_path, sig):
+  """Runs command until it wrote a checkpoint past step 0, then sends sig."""
+  job_dir, args = command
+  log = tmp_path / 'interrupted.log'
+  with processes.started(args, log) as proc:
+    seen = processes.wait_for_checkpoint_after(job_dir, 0, proc)
+    proc.send_signal(sig)
+    proc.wait(timeout=120)
+  return seen, proc.returncode, log.read_text()
+
+
+def assert_every_checkpoint_readable(job_dir):
+  state = tf.train.get_checkpoint_state(job_dir)
+  for path in state.all_model_checkpoint_paths:
+    step = int(path.rsplit('-', 1)[1])
+    assert tf.train.load_variable(path, 'global_step') == step
+
+
+def rerun_finishes(command, resumed_from):
+  job_dir, args = command
+  result = processes.run(args)
+  assert result.returncode == 0, result.stderr[-3000:]
+  results = json.loads(result.stdout.strip().splitlines()[-1])
+  assert results['resumed_from_step'] == resumed_from
+  assert results['global_step'] == TARGET
+  assert os.path.isfile(os.path.join(results['export_dir'], 'saved_model.pb'))
+  with open(os.path.join(job_dir, 'results.json')) as f:
+    assert json.load(f) == results
+
+
+def test_sigkill_then_rerun_resumes_from_the_newest_checkpoint(command,
+                                                               tmp_path):
+  job_dir, _ = command
+  seen, status, _ = interrupt(command, tmp_path, signal.SIGKILL)
+  assert status == -signal.SIGKILL
+  assert_every_checkpoint_readable(job_dir)
+  newest = jobdir.global_step(job_dir)
+  assert seen <= newest < TARGET
+  assert not os.path.exists(os.path.join(job_dir, 'results.json'))
+  rerun_finishes(command, resumed_from=newest)
+
+
+def test_sigterm_saves_a_final_checkpoint_then_rerun_resumes(command,
+                                                             tmp_path):
+  job_dir, _ = command
+  seen, status, log = interrupt(command, tmp_path, signal.SIGTERM)
+  saved = jobdir.global_step(job_dir)
+  assert status == 128 + signal.SIGTERM
+  assert log.strip().splitlines()[-1] == (
+      f'preempted: stopped on SIGTERM; the newest checkpoint in {job_dir} is '
+      f'step {saved}; rerun the same command to resume')
+  assert seen <= saved < TARGET
+  assert 'Traceback' not in log
+  assert_every_checkpoint_readable(job_dir)
+  assert not os.path.exists(os.path.join(job_dir, 'results.json'))
+  rerun_finishes(command, resumed_from=saved)
+
+
+def test_ctrl_c_stops_local_cluster_and_its_chief_saves(tmp_path, mnist_dir):
+  """--workers 0 --ps 0: a cluster of one chief, which runs like a local run."""
+  job_dir = str(tmp_path / 'job')
+  args = [*processes.LOCAL_CLUSTER, '--workers', '0', '--ps', '0', '--',
+          '--data-dir', mnist_dir, '--job-dir', job_dir, '--train-steps',
+          str(TARGET), '--eval-secs', '600', *processes.SMALL]
+  log = tmp_path / 'local_cluster.log'
+  with processes.started(args, log) as launcher:
+    chief = int(processes.wait_for_line(log, r'started chief-0 \(pid (\d+)\)',
+                                        launcher).group(1))
+    processes.wait_for_checkpoint_after(job_dir, 0, launcher)
+    launcher.send_signal(signal.SIGINT)
+    launcher.wait(timeout=120)
+  assert launcher.returncode == 128 + signal.SIGINT
+  assert not processes.is_running(chief)
+  output = log.read_text()
+  assert 'stopping the cluster on SIGINT' in output
+  assert (f'chief-0 exited with status 143: preempted: stopped on SIGTERM; '
+          f'the newest checkpoint in {job_dir} is step '
+          f'{jobdir.global_step(job_dir)}') in output
