@@ -27,15 +27,13 @@ def command(tmp_path, mnist_dir):
                    *processes.SMALL]
 
 
-def interrupt(command, tmp_path, sig):
-  """Runs command until it wrote a checkpoint past step 0, then sends sig."""
-  job_dir, args = command
-  log = tmp_path / 'interrupted.log'
+def interrupt(args, log, sig, wait):
+  """Runs args until wait(proc) returns, then sends sig; returns its value."""
   with processes.started(args, log) as proc:
-    seen = processes.wait_for_checkpoint_after(job_dir, 0, proc)
+    seen = wait(proc)
     proc.send_signal(sig)
     proc.wait(timeout=120)
-  return seen, proc.returncode, log.read_text()
+  return seen, proc.returncode
 
 
 def assert_every_checkpoint_readable(job_dir):
@@ -45,8 +43,7 @@ def assert_every_checkpoint_readable(job_dir):
     assert tf.train.load_variable(path, 'global_step') == step
 
 
-def rerun_finishes(command, resumed_from):
-  job_dir, args = command
+def rerun_finishes(job_dir, args, resumed_from):
   result = processes.run(args)
   assert result.returncode == 0, result.stderr[-3000:]
   results = json.loads(result.stdout.strip().splitlines()[-1])
@@ -59,30 +56,37 @@ def rerun_finishes(command, resumed_from):
 
 def test_sigkill_then_rerun_resumes_from_the_newest_checkpoint(command,
                                                                tmp_path):
-  job_dir, _ = command
-  seen, status, _ = interrupt(command, tmp_path, signal.SIGKILL)
+  job_dir, args = command
+  seen, status = interrupt(
+      args, tmp_path / 'killed.log', signal.SIGKILL,
+      lambda proc: processes.wait_for_checkpoint_after(job_dir, 0, proc))
   assert status == -signal.SIGKILL
   assert_every_checkpoint_readable(job_dir)
   newest = jobdir.global_step(job_dir)
   assert seen <= newest < TARGET
   assert not os.path.exists(os.path.join(job_dir, 'results.json'))
-  rerun_finishes(command, resumed_from=newest)
+  rerun_finishes(job_dir, args, resumed_from=newest)
 
 
 def test_sigterm_saves_a_final_checkpoint_then_rerun_resumes(command,
                                                              tmp_path):
-  job_dir, _ = command
-  seen, status, log = interrupt(command, tmp_path, signal.SIGTERM)
+  """No periodic checkpoint after step 0: the one past step 500 is SIGTERM's."""
+  job_dir, args = command
+  log = tmp_path / 'terminated.log'
+  args = [*args, '--checkpoint-secs', '3600']
+  _, status = interrupt(
+      args, log, signal.SIGTERM,
+      lambda proc: processes.wait_for_line(log, rf'step 500/{TARGET}', proc))
   saved = jobdir.global_step(job_dir)
   assert status == 128 + signal.SIGTERM
-  assert log.strip().splitlines()[-1] == (
+  assert log.read_text().strip().splitlines()[-1] == (
       f'preempted: stopped on SIGTERM; the newest checkpoint in {job_dir} is '
       f'step {saved}; rerun the same command to resume')
-  assert seen <= saved < TARGET
-  assert 'Traceback' not in log
+  assert 500 <= saved < TARGET
+  assert 'Traceback' not in log.read_text()
   assert_every_checkpoint_readable(job_dir)
   assert not os.path.exists(os.path.join(job_dir, 'results.json'))
-  rerun_finishes(command, resumed_from=saved)
+  rerun_finishes(job_dir, args, resumed_from=saved)
 
 
 def test_ctrl_c_stops_local_cluster_and_its_chief_saves(tmp_path, mnist_dir):

@@ -245,6 +245,20 @@ def test_checkpoints_without_trainer_config_are_checked_by_variables(
   assert snapshot(no_config_job) == before
 
 
+def test_unreadable_checkpoint_is_refused(main_in_process, no_config_job,
+                                          mnist_dir):
+  for name in os.listdir(no_config_job):
+    if name.startswith('model.ckpt-40.data'):
+      os.remove(os.path.join(no_config_job, name))
+  before = snapshot(no_config_job)
+  result = main_in_process('--model-type', 'custom', '--data-dir', mnist_dir,
+                           '--job-dir', no_config_job, '--train-steps', '80',
+                           *SMALL)
+  assert_refused(result, f'checkpoint {no_config_job}/model.ckpt-40 cannot be '
+                 'read (')
+  assert snapshot(no_config_job) == before
+
+
 def test_checkpoints_without_trainer_config_that_fit_resume(no_config_job,
                                                             mnist_dir):
   results = last_json(run_task(

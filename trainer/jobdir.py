@@ -86,7 +86,9 @@ def _check_checkpoint_fits(job_dir, estimator):
   if checkpoint is None:
     return
   try:
-    saved = dict(tf.train.list_variables(checkpoint))
+    reader = tf.train.load_checkpoint(checkpoint)
+    reader.get_tensor('global_step')  # reads the data file too
+    saved = reader.get_variable_to_shape_map()
   except tf.errors.OpError as e:
     raise UsageError(f'checkpoint {checkpoint} cannot be read ({e.message}); '
                      'use a new --job-dir') from None
