@@ -137,5 +137,6 @@ def test_only_the_chief_evaluates_at_the_end_and_exports(killed_then_rerun):
   assert not [name for name in logs
               if name != 'chief-0' and 'exporting step' in logs[name]]
   assert 'worker 0 done; the chief reports the results' in logs['worker-0']
+  evaluated = re.findall(r'evaluator: step (\d+) accuracy', logs['evaluator-0'])
+  assert int(evaluated[-1]) >= TARGET, 'the evaluator ends at the target'
   assert 'evaluator 0 done' in logs['evaluator-0']
-  assert os.listdir(os.path.join(job_dir, 'eval')), 'evaluator events'

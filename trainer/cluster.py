@@ -55,6 +55,10 @@ class Role:
     return self.is_local or self.task_type in CHIEFS
 
   @property
+  def is_evaluator(self):
+    return self.task_type == 'evaluator'
+
+  @property
   def trains(self):
     return self.is_local or self.task_type in TRAINERS
 
@@ -105,7 +109,7 @@ def _validated(role):
   if chiefs != 1:
     raise UsageError(f'TF_CONFIG cluster has {chiefs} chief/master tasks; it '
                      f'needs exactly one; {_FIX}')
-  if role.task_type == 'evaluator':
+  if role.is_evaluator:
     if role.task_index != 0:
       raise UsageError(f'TF_CONFIG task is evaluator {role.task_index}; a job '
                        f'has at most one evaluator (index 0); {_FIX}')

@@ -89,9 +89,6 @@ flags.DEFINE_string('distribute', _DEFAULTS.distribute,
                     'TF_CONFIG describes; mirrored: every GPU of this machine '
                     '(MirroredStrategy; one device where there is none).')
 
-# An evaluator with throttle 0 would poll for new checkpoints in a busy loop.
-_EVALUATOR_MIN_SECS = 1
-
 
 def normalize_argv(argv):
   """Maps --foo-bar[=v] to --foo_bar[=v], as gcloud passes --job-dir."""
@@ -193,7 +190,9 @@ def run(cfg, role=None):
 
   metrics = None
   start_step = jobdir.global_step(cfg.job_dir)
-  if start_step < cfg.train_steps:
+  if start_step < cfg.train_steps and role.is_evaluator:
+    _evaluate_new_checkpoints(cfg, estimator, eval_fn)
+  elif start_step < cfg.train_steps:  # chief, worker, ps, or a local run
     metrics = _train_and_evaluate(cfg, role, estimator, mnist.train, eval_fn,
                                   speed)
   elif role.is_chief and export.newest_export(cfg.job_dir):
@@ -234,8 +233,8 @@ def _train_and_evaluate(cfg, role, estimator, train, eval_fn, speed):
   nothing, whatever the task evaluated.
   """
   logging.info('%s: %s %s model to step %d in %s', role.name,
-               'training' if role.trains else 'serving a', cfg.model_type,
-               cfg.train_steps, cfg.job_dir)
+               'training' if role.trains else 'serving the variables of a',
+               cfg.model_type, cfg.train_steps, cfg.job_dir)
   strategy = estimator.config.train_distribute
   # Each device of a strategy takes its own share of --batch-size.
   batch_size = cfg.batch_size // (strategy.num_replicas_in_sync if strategy
@@ -250,15 +249,29 @@ def _train_and_evaluate(cfg, role, estimator, train, eval_fn, speed):
                                      cfg.log_every_steps)],
         saving_listeners=[stop.listener(), progress.PauseListener(speed)])
     eval_spec = tf.estimator.EvalSpec(
-        eval_fn, steps=None,
-        # Only the chief exports (see trainer/cluster.py).
-        exporters=export.exporters(cfg.scale_inputs) if role.is_chief else (),
-        start_delay_secs=0,
-        throttle_secs=(cfg.eval_secs if role.trains else
-                       max(cfg.eval_secs, _EVALUATOR_MIN_SECS)))
+        eval_fn, steps=None, exporters=export.exporters(cfg.scale_inputs),
+        start_delay_secs=0, throttle_secs=cfg.eval_secs)
     result = tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
     stop.check()
   return result[0] if result else None
+
+
+def _evaluate_new_checkpoints(cfg, estimator, eval_fn):
+  """An evaluator's part: each new checkpoint, at most every --eval-secs.
+
+  train_and_evaluate's own evaluator loop would sleep --eval-secs after the
+  final evaluation and poll without pause when it is 0.
+  """
+  logging.info('evaluator: evaluating new checkpoints in %s until step %d',
+               cfg.job_dir, cfg.train_steps)
+  for checkpoint in tf.train.checkpoints_iterator(
+      cfg.job_dir, min_interval_secs=cfg.eval_secs):
+    metrics = estimator.evaluate(eval_fn, name=None,
+                                 checkpoint_path=checkpoint)
+    logging.info('evaluator: step %d accuracy %.4f', metrics['global_step'],
+                 metrics['accuracy'])
+    if metrics['global_step'] >= cfg.train_steps:
+      return
 
 
 def _evaluate_and_export(estimator, cfg, eval_fn, run_exporters):
