@@ -230,3 +230,31 @@ def test_cli_error_is_one_line_without_traceback(job, tmp_path):
       '[n, 28, 28] pixels (or one image)']
   assert run.stdout == ''
 
+
+
+def test_real_mnist_export_serves_correct_classes(real_mnist_dir, tmp_path,
+                                                  capsys):
+  """A briefly trained model on the real data (MNIST_DATA_DIR): the predict
+  command reproduces the trainer's accuracy, saved_model_cli its classes."""
+  cfg = test_serving.tiny_config(str(tmp_path / 'job'), real_mnist_dir,
+                                 'premade', train_steps=300, batch_size=128,
+                                 hidden_units=(128,))
+  results = task.run(cfg)
+  rows = predict_rows(capsys, '--model', cfg.job_dir, '--data-dir',
+                      real_mnist_dir)
+  summary = rows.pop()
+  assert summary['count'] == 10000 and summary['accuracy'] > 0.9
+  assert summary['correct'] == round(results['accuracy'] * 10000)
+
+  make_request.main(['--data-dir', real_mnist_dir, '--count', '10', '-o',
+                     str(tmp_path / 'request.json')])
+  with open(tmp_path / 'request.json') as f:
+    pixels = [instance['x'] for instance in json.load(f)['instances']]
+  test_serving.saved_model_cli(
+      'run', '--dir', results['export_dir'], '--tag_set', 'serve',
+      '--signature_def', 'serving_default', '--input_exprs', f'x={pixels}',
+      '--outdir', str(tmp_path / 'out'))
+  classes = np.load(tmp_path / 'out' / 'class_ids.npy')
+  assert classes.tolist() == [row['class_ids'] for row in rows[:10]]
+  labels = [row['label'] for row in rows[:10]]
+  assert (classes == labels).sum() >= 9
