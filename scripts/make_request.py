@@ -27,13 +27,12 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from trainer import data
 from trainer import export
-from trainer import inputs
 from trainer import predict
 
 
 def mnist_instances(data_dir, start, count, as_png):
   """Instances and labels of test images start..start+count-1."""
-  images, labels = inputs.split_arrays(data.load(data_dir).test)
+  images, labels = data.read_arrays(data.load(data_dir).test)
   if not 0 <= start < len(images):
     raise predict.InputError(f'--start={start}: the test set holds images '
                              f'0-{len(images) - 1}')

@@ -38,12 +38,6 @@ def _whole_split(split):
       decode)
 
 
-def split_arrays(split):
-  """(uint8 images [n, 784], int32 labels [n]) in NumPy, read as in training."""
-  images, labels = next(iter(_whole_split(split)))
-  return images.numpy(), labels.numpy()
-
-
 def train_input_fn(split, batch_size, seed, scale_inputs=True,
                    num_epochs=None, shard=(0, 1)):
   """Shuffled batches, a fresh order each epoch, repeating `num_epochs` times.

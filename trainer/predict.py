@@ -29,7 +29,6 @@ import tensorflow as tf
 
 from trainer import data
 from trainer import export
-from trainer import inputs
 from trainer import model
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
@@ -217,7 +216,7 @@ def instances_batch(path):
 
 def test_set_batch(data_dir):
   """The MNIST test split of `data_dir`, with its labels."""
-  images, labels = inputs.split_arrays(data.load(data_dir).test)
+  images, labels = data.read_arrays(data.load(data_dir).test)
   return pixels_batch(images, 'test', labels)
 
 
