@@ -37,11 +37,12 @@ def mnist_instances(data_dir, start, count, as_png):
     raise predict.InputError(f'--start={start}: the test set holds images '
                              f'0-{len(images) - 1}')
   images, labels = images[start:start + count], labels[start:start + count]
-  if as_png:
-    return [predict.image_instance(tf.io.encode_png(
-        image.reshape(data.IMAGE_SIZE, data.IMAGE_SIZE, 1)).numpy())
-            for image in images], labels
-  return [predict.pixels_instance(image) for image in images], labels
+  if not as_png:
+    return [predict.pixels_instance(image) for image in images], labels
+  size = data.IMAGE_SIZE
+  pngs = [tf.io.encode_png(image.reshape(size, size, 1)).numpy()
+          for image in images]
+  return [predict.image_instance(png) for png in pngs], labels
 
 
 def parse_args(argv):
