@@ -23,6 +23,7 @@ import subprocess
 import threading
 import time
 import urllib.request
+import warnings
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -253,8 +254,10 @@ class Emulator:
 
   def client(self):
     """A google-cloud-storage client for the test process itself."""
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
+    with warnings.catch_warnings():  # google-api-core's Python version note
+      warnings.simplefilter('ignore', FutureWarning)
+      from google.auth.credentials import AnonymousCredentials  # pylint: disable=g-import-not-at-top
+      from google.cloud import storage  # pylint: disable=g-import-not-at-top
     return storage.Client(credentials=AnonymousCredentials(), project='test',
                           client_options={'api_endpoint': self.endpoint})
 
