@@ -110,12 +110,17 @@ def check_bucket(path, flag='--job-dir'):
         'or give another bucket') from None
   except auth_exceptions.GoogleAuthError as e:
     raise UsageError(
-        f'{where}: no usable Google Cloud credentials ({e}); run gcloud auth '
-        'application-default login or set GOOGLE_APPLICATION_CREDENTIALS'
-    ) from None
+        f'{where}: no usable Google Cloud credentials ({_one_line(e)}); run '
+        'gcloud auth application-default login or set '
+        'GOOGLE_APPLICATION_CREDENTIALS') from None
   except (exceptions.GoogleAPIError, OSError) as e:
-    raise UsageError(f'{where}: Cloud Storage could not be used ({e}); '
-                     'check the path and the network') from None
+    raise UsageError(f'{where}: Cloud Storage could not be used '
+                     f'({_one_line(e)}); check the path and the '
+                     'network') from None
+
+
+def _one_line(error):
+  return ' '.join(str(error).split())
 
 
 def report_metric(results):
