@@ -13,9 +13,7 @@ import cloudcmd
 
 
 def commands(args):
-  image = cloudcmd.setting(
-      args.image_uri, '--image-uri', 'IMAGE_URI',
-      'us-central1-docker.pkg.dev/PROJECT/REPOSITORY/mnist-trainer:v1')
+  image = cloudcmd.image_uri(args.image_uri)
   if args.cloud_build:
     return [['gcloud', 'builds', 'submit', '--tag', image, cloudcmd.ROOT]]
   return [['docker', 'build', '--tag', image, cloudcmd.ROOT],

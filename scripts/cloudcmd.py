@@ -64,6 +64,13 @@ def bucket(value):
   return name
 
 
+def image_uri(value):
+  """The training image from --image-uri / $IMAGE_URI."""
+  return setting(value, '--image-uri', 'IMAGE_URI',
+                 'us-central1-docker.pkg.dev/PROJECT/REPOSITORY/'
+                 'mnist-trainer:v1')
+
+
 def job_name(value, pattern=r'^[A-Za-z][A-Za-z0-9_]{0,127}$'):
   name = value or time.strftime('mnist_%Y%m%d_%H%M%S')
   if not re.match(pattern, name):

@@ -47,9 +47,7 @@ def main():
   args = p.parse_args()
   bucket = cloudcmd.bucket(args.bucket)
   region = cloudcmd.setting(args.region, '--region', 'REGION', 'us-central1')
-  image = cloudcmd.setting(
-      args.image_uri, '--image-uri', 'IMAGE_URI',
-      'us-central1-docker.pkg.dev/PROJECT/REPOSITORY/mnist-trainer:v1')
+  image = cloudcmd.image_uri(args.image_uri)
   name = cloudcmd.job_name(args.job_name)
   spec = args.spec or os.path.join(
       SPECS, 'tuning.yaml' if args.tuning else 'gpu.yaml')
