@@ -18,6 +18,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _BUCKET = re.compile(r'^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$')
+_JOB_NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_]{0,127}$')  # AI Platform's rule
 
 
 def fail(message):
@@ -71,9 +72,9 @@ def image_uri(value):
                  'mnist-trainer:v1')
 
 
-def job_name(value, pattern=r'^[A-Za-z][A-Za-z0-9_]{0,127}$'):
+def job_name(value):
   name = value or time.strftime('mnist_%Y%m%d_%H%M%S')
-  if not re.match(pattern, name):
+  if not _JOB_NAME.match(name):
     fail(f'--job-name {name} is not allowed: start with a letter, then '
          'letters, digits and underscores (128 at most)')
   return name
