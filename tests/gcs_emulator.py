@@ -13,9 +13,11 @@ job's account may only read does, so the trainer's error for that case can
 be tested against real responses.
 """
 
+import ctypes
 import datetime
 import os
 import re
+import signal
 import socket
 import socketserver
 import ssl
@@ -179,6 +181,14 @@ class _Proxy(socketserver.ThreadingTCPServer):
   allow_reuse_address = True
 
 
+def _die_with_parent():
+  """Linux: the emulator gets SIGTERM if the test process dies first."""
+  try:
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+  except (OSError, AttributeError):
+    pass
+
+
 def _free_port():
   with socket.socket() as s:
     s.bind(('127.0.0.1', 0))
@@ -210,7 +220,8 @@ class Emulator:
         [str(fake_gcs._get_binary_path()), '-scheme', 'http', '-host',
          '127.0.0.1', '-port', str(port), '-backend', 'memory', '-data', data,
          '-external-url', f'http://127.0.0.1:{port}', '-log-level', 'error'],
-        stdout=self._log, stderr=subprocess.STDOUT)
+        stdout=self._log, stderr=subprocess.STDOUT,
+        preexec_fn=_die_with_parent)
     self.endpoint = f'http://127.0.0.1:{port}'
     self._wait_ready()
     self._start_proxy(port)
