@@ -92,10 +92,16 @@ def _export_outputs(predictions):
 
 
 def custom_model_fn(features, labels, mode, params):
-  """Dense layers, each followed by its own dropout rate (training only)."""
+  """Dense layers, each followed by its own dropout rate (training only).
+
+  Optional dropout on the pixels themselves (`input_dropout`) regularizes
+  the first, widest layer, which holds most of the weights.
+  """
   hp = params
   training = mode == tf.estimator.ModeKeys.TRAIN
   x = features[FEATURE_KEY]
+  if hp.input_dropout:
+    x = tf.keras.layers.Dropout(hp.input_dropout)(x, training=training)
   for units, rate in zip(hp.hidden_units, hp.dropout):
     x = tf.keras.layers.Dense(units, activation=ACTIVATIONS[hp.activation])(x)
     if rate:

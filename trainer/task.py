@@ -21,6 +21,7 @@ from absl import flags
 from absl import logging
 import tensorflow as tf
 
+from trainer import cloud
 from trainer import cluster
 from trainer import config as config_lib
 from trainer import data
@@ -36,7 +37,9 @@ _DEFAULTS = config_lib.Config(job_dir='unused')
 
 flags.DEFINE_string('job_dir', None,
                     'Folder or gs://bucket/path for checkpoints, event files, '
-                    'exports and results.json. Reruns resume from it.')
+                    'exports and results.json. Reruns resume from it. In a '
+                    'tuning trial, its <trial id>/ subfolder. Default on '
+                    'Vertex AI: $AIP_CHECKPOINT_DIR.')
 flags.DEFINE_string('data_dir', None,
                     'Folder or gs://bucket/prefix with the four MNIST files '
                     '(.gz or not). Default: $MNIST_DATA_DIR, else downloaded '
@@ -46,9 +49,8 @@ flags.DEFINE_string('model_type', _DEFAULTS.model_type,
 flags.DEFINE_integer('train_steps', None,
                      'Global step to train to. Exclusive with --num-epochs.')
 flags.DEFINE_float('num_epochs', None,
-                   'Passes over the training set (default '
-                   f'{config_lib.DEFAULT_EPOCHS} when --train-steps is not '
-                   'given).')
+                   'Passes over the training set when --train-steps is not '
+                   'given (default: premade 20, custom 30).')
 flags.DEFINE_integer('batch_size', _DEFAULTS.batch_size, 'Training batch size.')
 flags.DEFINE_float('learning_rate', _DEFAULTS.learning_rate,
                    'Initial learning rate.')
@@ -62,11 +64,16 @@ flags.DEFINE_string('activation', _DEFAULTS.activation,
 flags.DEFINE_list('hidden_units',
                   [str(u) for u in _DEFAULTS.hidden_units],
                   'Widths of the hidden layers, comma separated.')
+flags.DEFINE_integer('first_layer_units', None,
+                     'Width of the first hidden layer; the others keep their '
+                     'ratio to it from --hidden-units (512,256,128 with 1024 '
+                     'gives 1024,512,256). One number for a tuning job.')
 flags.DEFINE_list('dropout', None,
                   'Dropout rate: one for premade (default 0), one per hidden '
-                  'layer for custom (default '
-                  f'{",".join(map(str, config_lib.DEFAULT_DROPOUT["custom"]))}'
-                  ').')
+                  'layer for custom (default 0.3 each).')
+flags.DEFINE_float('input_dropout', None,
+                   'Dropout rate on the input pixels (custom model; default '
+                   '0.2).')
 flags.DEFINE_boolean('batch_norm', _DEFAULTS.batch_norm,
                      'Batch normalization in the premade model.')
 flags.DEFINE_boolean('scale_inputs', _DEFAULTS.scale_inputs,
@@ -120,12 +127,23 @@ def _parse_numbers(name, values, kind):
         f'{kind.__name__} values') from None
 
 
+def _scale_layers(hidden_units, first_layer_units):
+  """--hidden-units resized so that the first layer is first_layer_units wide."""
+  if first_layer_units is None or not hidden_units or hidden_units[0] <= 0:
+    return hidden_units
+  if first_layer_units <= 0:
+    raise config_lib.UsageError(
+        f'--first-layer-units={first_layer_units} must be greater than 0')
+  return tuple(max(1, round(u * first_layer_units / hidden_units[0]))
+               for u in hidden_units)
+
+
 def config_from_flags():
   if FLAGS.train_steps is not None and FLAGS.num_epochs is not None:
     raise config_lib.UsageError(
         'give either --train-steps or --num-epochs, not both')
   return config_lib.Config(
-      job_dir=FLAGS.job_dir or os.environ.get('AIP_MODEL_DIR'),
+      job_dir=cloud.resolve_job_dir(FLAGS.job_dir),
       data_dir=FLAGS.data_dir,
       model_type=FLAGS.model_type,
       train_steps=FLAGS.train_steps,
@@ -135,9 +153,12 @@ def config_from_flags():
       lr_schedule=FLAGS.lr_schedule,
       optimizer=FLAGS.optimizer,
       activation=FLAGS.activation,
-      hidden_units=_parse_numbers('hidden-units', FLAGS.hidden_units, int),
+      hidden_units=_scale_layers(
+          _parse_numbers('hidden-units', FLAGS.hidden_units, int),
+          FLAGS.first_layer_units),
       dropout=(None if FLAGS.dropout is None else
                _parse_numbers('dropout', FLAGS.dropout, float)),
+      input_dropout=FLAGS.input_dropout,
       batch_norm=FLAGS.batch_norm,
       scale_inputs=FLAGS.scale_inputs,
       seed=FLAGS.seed,
@@ -181,6 +202,7 @@ def run(cfg, role=None):
   """
   started = time.time()
   role = role or cluster.Role()
+  cloud.check_bucket(cfg.job_dir)
   mnist = data.load(data.resolve_data_dir(cfg.data_dir))
   cfg = cfg.with_train_steps(mnist.train.size)
   estimator = model.build_estimator(cfg, run_config(cfg, role))
@@ -188,27 +210,40 @@ def run(cfg, role=None):
   eval_fn = inputs.eval_input_fn(mnist.test, 1000, cfg.scale_inputs)
   speed = progress.Throughput(cfg.batch_size)
 
-  metrics = None
+  metrics = results = None
   start_step = jobdir.global_step(cfg.job_dir)
   if start_step < cfg.train_steps and role.is_evaluator:
     _evaluate_new_checkpoints(cfg, estimator, eval_fn)
   elif start_step < cfg.train_steps:  # chief, worker, ps, or a local run
     metrics = _train_and_evaluate(cfg, role, estimator, mnist.train, eval_fn,
                                   speed)
-  elif role.is_chief and export.newest_export(cfg.job_dir):
-    previous = export.read_results(cfg.job_dir)
-    if previous and previous.get('global_step') == start_step:
-      logging.info('%s already holds step %d >= --train-steps %d: reporting '
-                   'its results', cfg.job_dir, start_step, cfg.train_steps)
-      return previous
+  elif role.is_chief:
+    results = _finished_results(cfg, start_step)
   if not role.is_chief:
     logging.info('%s done; the chief reports the results', role.name)
     return None
-  if metrics is None:  # the Estimator did not evaluate the final checkpoint
-    metrics = _evaluate_and_export(
-        estimator, cfg, eval_fn,
-        start_step < cfg.train_steps or not export.newest_export(cfg.job_dir))
+  if results is None:
+    if metrics is None:  # the Estimator did not evaluate the final checkpoint
+      metrics = _evaluate_and_export(
+          estimator, cfg, eval_fn, start_step < cfg.train_steps or
+          not export.newest_export(cfg.job_dir))
+    results = _write_results(cfg, metrics, start_step, speed, started)
+  cloud.report_metric(results)
+  return results
 
+
+def _finished_results(cfg, step):
+  """results.json of a job done at `step` whose export exists, else None."""
+  previous = export.read_results(cfg.job_dir)
+  if (previous and previous.get('global_step') == step and
+      export.newest_export(cfg.job_dir)):
+    logging.info('%s already holds step %d >= --train-steps %d: reporting '
+                 'its results', cfg.job_dir, step, cfg.train_steps)
+    return previous
+  return None
+
+
+def _write_results(cfg, metrics, start_step, speed, started):
   results = {
       'model_type': cfg.model_type,
       'global_step': int(metrics['global_step']),
@@ -220,8 +255,13 @@ def run(cfg, role=None):
       'examples_per_sec': speed.examples_per_sec,
       'wall_time_secs': round(time.time() - started, 1),
       'job_dir': cfg.job_dir,
+      'trial': cloud.trial_id(),
       'config': jobdir.config_dict(cfg),
   }
+  published = cloud.publish_model(results['best_export_dir'] or
+                                  results['export_dir'])
+  if published:
+    logging.info('copied the best SavedModel to %s', published)
   export.write_results(cfg.job_dir, results)
   return results
 
@@ -294,8 +334,9 @@ def main(argv):
     tf.get_logger().setLevel('ERROR')
   cfg = None
   try:
+    role = cluster.from_environment()
     cfg = config_from_flags()
-    results = run(cfg, cluster.from_environment())
+    results = run(cfg, role)
   except (config_lib.UsageError, data.DataError) as e:
     _exit(f'error: {e}')
   except tf.compat.v1.train.NanLossDuringTrainingError:
