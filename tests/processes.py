@@ -51,9 +51,11 @@ def started(args, log_path):
         proc.wait()
 
 
-def run(args, timeout=300):
-  return subprocess.run(args, cwd=ROOT, env=env(), capture_output=True,
-                        text=True, timeout=timeout, check=False)
+def run(args, timeout=300, **environ):
+  """subprocess.run with env() plus environ; captures text output."""
+  return subprocess.run(args, cwd=ROOT, env={**env(), **environ},
+                        capture_output=True, text=True, timeout=timeout,
+                        check=False)
 
 
 def newest_step(job_dir):

@@ -72,6 +72,24 @@ def test_run_config_sees_no_cluster_for_a_lone_chief(monkeypatch):
   assert worker.task_type == 'worker' and worker.num_ps_replicas == 1
 
 
+def test_single_replica_cloud_job_with_mirrored_evaluates_and_exports(
+    tmp_path, mnist_dir):
+  """A lone chief (a one-machine cloud job) on all its devices (one here)."""
+  tf_config = json.dumps({'cluster': {'chief': ['127.0.0.1:2222']},
+                          'task': {'type': 'chief', 'index': 0},
+                          'environment': 'cloud'})
+  result = processes.run(
+      [*processes.TASK, '--data-dir', mnist_dir, '--job-dir',
+       str(tmp_path / 'job'), '--train-steps', '60', '--distribute',
+       'mirrored', '--eval-secs', '0', *processes.SMALL], TF_CONFIG=tf_config)
+  assert result.returncode == 0, result.stderr[-3000:]
+  results = json.loads(result.stdout.strip().splitlines()[-1])
+  assert results['global_step'] == 60 and results['accuracy'] > 0.9
+  assert results['config']['distribute'] == 'mirrored'
+  for key in ('export_dir', 'best_export_dir'):
+    assert tf.saved_model.contains_saved_model(results[key])
+
+
 TARGET = 1500  # steps: long enough to kill the chief before the end
 
 

@@ -30,7 +30,7 @@ CHIEFS = ('chief', 'master')
 TRAINERS = CHIEFS + ('worker',)
 TASK_TYPES = TRAINERS + ('ps', 'evaluator')
 
-_FIX = ('fix TF_CONFIG, or unset it to train locally')
+_FIX = 'fix TF_CONFIG, or unset it to train locally'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +75,8 @@ class Role:
     """TF_CONFIG as the Estimator must see it: no cluster when local."""
     if self.is_local:
       return {}
-    return {'cluster': {job: list(tasks) for job, tasks in self.cluster.items()},
+    cluster = {job: list(tasks) for job, tasks in self.cluster.items()}
+    return {'cluster': cluster,
             'task': {'type': self.task_type, 'index': self.task_index}}
 
 

@@ -13,6 +13,10 @@ from absl import logging
 import tensorflow as tf
 
 
+# What a shell reports for a process that SIGTERM ended.
+EXIT_STATUS = 128 + signal.SIGTERM
+
+
 class Preempted(Exception):
   """Training stopped on SIGTERM; the newest checkpoint is complete."""
 

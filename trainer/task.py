@@ -315,7 +315,7 @@ def _evaluate_new_checkpoints(cfg, estimator, eval_fn):
 
 
 def _evaluate_and_export(estimator, cfg, eval_fn, run_exporters):
-  """Evaluates the newest checkpoint and exports it as train_and_evaluate would."""
+  """Evaluates the newest checkpoint; exports it as train_and_evaluate does."""
   checkpoint = estimator.latest_checkpoint()
   metrics = estimator.evaluate(eval_fn, name=None, checkpoint_path=checkpoint)
   if run_exporters:
@@ -338,21 +338,21 @@ def main(argv):
     cfg = config_from_flags()
     results = run(cfg, role)
   except (config_lib.UsageError, data.DataError) as e:
-    _exit(f'error: {e}')
+    _fail(f'error: {e}')
   except tf.compat.v1.train.NanLossDuringTrainingError:
-    _exit('error: the training loss became NaN; the newest checkpoint (step '
+    _fail('error: the training loss became NaN; the newest checkpoint (step '
           f'{jobdir.global_step(cfg.job_dir)}) in {cfg.job_dir} is kept; rerun '
           f'with a lower --learning-rate (now {cfg.learning_rate}) or a new '
           '--job-dir')
   except preemption.Preempted:
-    _exit(f'preempted: stopped on SIGTERM; the newest checkpoint in '
+    _fail('preempted: stopped on SIGTERM; the newest checkpoint in '
           f'{cfg.job_dir} is step {jobdir.global_step(cfg.job_dir)}; rerun the '
-          'same command to resume', status=128 + 15)
+          'same command to resume', status=preemption.EXIT_STATUS)
   if results is not None:
     print(json.dumps(results, sort_keys=True))
 
 
-def _exit(line, status=1):
+def _fail(line, status=1):
   """One line on stderr; with --verbosity 1 or more, the traceback first."""
   if FLAGS.verbosity > 0:
     traceback.print_exc()
