@@ -5,6 +5,7 @@ on elapsed time, and every process started is stopped by its PID.
 """
 
 import contextlib
+import json
 import os
 import re
 import subprocess
@@ -56,6 +57,12 @@ def run(args, timeout=300, **environ):
   return subprocess.run(args, cwd=ROOT, env={**env(), **environ},
                         capture_output=True, text=True, timeout=timeout,
                         check=False)
+
+
+def last_json(result):
+  """The JSON a successful trainer (or local_cluster.py) run printed last."""
+  assert result.returncode == 0, result.stderr[-3000:]
+  return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def newest_step(job_dir):

@@ -82,8 +82,7 @@ def test_single_replica_cloud_job_with_mirrored_evaluates_and_exports(
       [*processes.TASK, '--data-dir', mnist_dir, '--job-dir',
        str(tmp_path / 'job'), '--train-steps', '60', '--distribute',
        'mirrored', '--eval-secs', '0', *processes.SMALL], TF_CONFIG=tf_config)
-  assert result.returncode == 0, result.stderr[-3000:]
-  results = json.loads(result.stdout.strip().splitlines()[-1])
+  results = processes.last_json(result)
   assert results['global_step'] == 60 and results['accuracy'] > 0.9
   assert results['config']['distribute'] == 'mirrored'
   for key in ('export_dir', 'best_export_dir'):
@@ -131,8 +130,7 @@ def test_a_killed_chief_stops_the_cluster(killed_then_rerun):
 
 def test_rerun_resumes_and_finishes(killed_then_rerun):
   job_dir, first, rerun = killed_then_rerun
-  assert rerun.returncode == 0, rerun.stderr[-3000:]
-  results = json.loads(rerun.stdout.strip().splitlines()[-1])
+  results = processes.last_json(rerun)
   assert results['resumed_from_step'] == first['step']
   assert results['global_step'] >= TARGET
   assert results['accuracy'] > 0.9

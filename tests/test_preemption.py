@@ -44,9 +44,7 @@ def assert_every_checkpoint_readable(job_dir):
 
 
 def rerun_finishes(job_dir, args, resumed_from):
-  result = processes.run(args)
-  assert result.returncode == 0, result.stderr[-3000:]
-  results = json.loads(result.stdout.strip().splitlines()[-1])
+  results = processes.last_json(processes.run(args))
   assert results['resumed_from_step'] == resumed_from
   assert results['global_step'] == TARGET
   assert os.path.isfile(os.path.join(results['export_dir'], 'saved_model.pb'))

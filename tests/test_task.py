@@ -14,25 +14,19 @@ import sys
 import pytest
 
 import mnist_files
+import processes
+from processes import last_json
 from trainer import jobdir
 from trainer import task
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = processes.ROOT
 SMALL = ['--hidden-units', '64,32', '--batch-size', '32', '--eval-secs', '0',
          '--log-every-steps', '10']
 
 
 def run_task(*args, env=None, timeout=300):
-  full_env = dict(os.environ, **(env or {}))
-  full_env.pop('MNIST_DATA_DIR', None)
-  return subprocess.run([sys.executable, '-m', 'trainer.task', *args],
-                        cwd=ROOT, env=full_env, capture_output=True,
-                        text=True, timeout=timeout, check=False)
-
-
-def last_json(result):
-  assert result.returncode == 0, result.stderr[-3000:]
-  return json.loads(result.stdout.strip().splitlines()[-1])
+  return processes.run([*processes.TASK, *args], timeout=timeout,
+                       **(env or {}))
 
 
 @pytest.fixture
