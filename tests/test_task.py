@@ -31,7 +31,10 @@ def run_task(*args, env=None, timeout=300):
 
 @pytest.fixture
 def main_in_process(monkeypatch, capsys):
-  """Runs task.main on flags in this process: returns (exit status, stderr)."""
+  """Runs task.main on flags in this process, as `python -m trainer.task`.
+
+  Returns a CompletedProcess with the exit status and stderr.
+  """
   def run(*args, env=None):
     monkeypatch.delenv('MNIST_DATA_DIR', raising=False)
     for name, value in (env or {}).items():
@@ -166,9 +169,9 @@ def test_bad_tf_config_fails_with_one_line_and_touches_nothing(
     main_in_process, first_run, mnist_dir, tf_config, args, message):
   job_dir, _ = first_run
   before = snapshot(job_dir)
-  result = main_in_process('--model-type', 'custom', '--data-dir', mnist_dir,
-                    '--job-dir', job_dir, '--train-steps', '80', *SMALL, *args,
-                    env={'TF_CONFIG': tf_config})
+  result = main_in_process(
+      '--model-type', 'custom', '--data-dir', mnist_dir, '--job-dir', job_dir,
+      '--train-steps', '80', *SMALL, *args, env={'TF_CONFIG': tf_config})
   assert_refused(result, message)
   assert snapshot(job_dir) == before
 
@@ -182,7 +185,7 @@ def test_bad_data_fails_with_one_line_and_touches_nothing(
   shutil.copytree(mnist_dir, broken)
   message = mnist_files.break_mnist(broken, case)
   result = main_in_process('--model-type', 'custom', '--data-dir', broken,
-                    '--job-dir', job_dir, '--train-steps', '80', *SMALL)
+                           '--job-dir', job_dir, '--train-steps', '80', *SMALL)
   assert_refused(result, message)
   assert snapshot(job_dir) == before
 
@@ -236,8 +239,8 @@ def test_checkpoints_without_trainer_config_are_checked_by_variables(
     main_in_process, no_config_job, mnist_dir, args, message):
   before = snapshot(no_config_job)
   result = main_in_process('--model-type', 'custom', '--data-dir', mnist_dir,
-                    '--job-dir', no_config_job, '--train-steps', '80',
-                    *SMALL, *args)
+                           '--job-dir', no_config_job, '--train-steps', '80',
+                           *SMALL, *args)
   assert_refused(result, message)
   assert snapshot(no_config_job) == before
 
@@ -299,7 +302,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(first_run,
       f'in {job_dir} is kept; rerun with a lower --learning-rate (now '
       '10000000000.0) or a new --job-dir')
   assert jobdir.global_step(job_dir) == 40
-  assert 'results.json' in os.listdir(job_dir)
+  with open(os.path.join(job_dir, 'results.json')) as f:
+    assert json.load(f)['global_step'] == 40, 'the step-40 results remain'
 
 
 @pytest.mark.parametrize('model_type', ['premade', 'custom'])
