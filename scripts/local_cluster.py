@@ -131,7 +131,9 @@ class Cluster:
     for task_type, index in tasks(self.spec, self.args.evaluator):
       name = f'{task_type}-{index}'
       env = dict(os.environ, TF_CONFIG=json.dumps(tf_config(
-          self.spec, task_type, index, self.args.trainer_args)))
+          self.spec, task_type, index, self.args.trainer_args)),
+                 PYTHONPATH=os.pathsep.join(  # trainer/, even uninstalled
+                     filter(None, (ROOT, os.environ.get('PYTHONPATH')))))
       path = os.path.join(self.args.logs_dir, f'{name}.log')
       with open(path, 'a') as log:
         log.write(f'--- {time.strftime("%Y-%m-%d %H:%M:%S")} {name} '
@@ -139,7 +141,7 @@ class Cluster:
         log.flush()
         self.procs[name] = subprocess.Popen(
             [self.args.python, '-m', 'trainer.task', *self.args.trainer_args],
-            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
+            env=env, stdin=subprocess.DEVNULL, stdout=log,
             stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
       self.logs[name] = path
       print(f'started {name} (pid {self.procs[name].pid}) -> {path}',
