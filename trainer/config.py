@@ -10,12 +10,15 @@ from typing import Optional, Tuple
 
 from trainer import model
 
-MODEL_TYPES = ('premade', 'custom')
+MODEL_TYPES = ('premade', 'custom', 'keras')
+# Model types that take one dropout rate per hidden layer.
+PER_LAYER_DROPOUT = ('custom', 'keras')
 DEFAULT_EPOCHS = 20
 
 # Per model type: what a run uses when the flag is not given. Chosen by
 # measurement on the MNIST test set (see README, "Accuracy").
-DEFAULT_DROPOUT = {'premade': (0.0,), 'custom': (0.2, 0.3, 0.4)}
+DEFAULT_DROPOUT = {'premade': (0.0,), 'custom': (0.2, 0.3, 0.4),
+                   'keras': (0.2, 0.3, 0.4)}
 
 
 class UsageError(ValueError):
@@ -103,7 +106,8 @@ def _validate(c):
   if c.model_type == 'premade' and len(c.dropout) != 1:
     raise UsageError(f'--dropout={_csv(c.dropout)}: the premade model takes '
                      'one rate for all layers')
-  if c.model_type == 'custom' and len(c.dropout) != len(c.hidden_units):
+  if (c.model_type in PER_LAYER_DROPOUT and
+      len(c.dropout) != len(c.hidden_units)):
     raise UsageError(
         f'--dropout={_csv(c.dropout)} has {len(c.dropout)} rates but '
         f'--hidden-units={_csv(c.hidden_units)} has {len(c.hidden_units)} '
