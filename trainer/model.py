@@ -112,16 +112,27 @@ def _export_outputs(predictions):
           tf.estimator.export.PredictOutput(outputs)}
 
 
+def _initializer(hp, layer):
+  """Glorot-uniform weights seeded from hp.seed, one seed per layer.
+
+  Unseeded Keras initializers ignore the graph seed (RunConfig.tf_random_seed)
+  and draw from Python's `random`, so two runs would start differently.
+  """
+  return tf.keras.initializers.GlorotUniform(seed=hp.seed + layer)
+
+
 def custom_model_fn(features, labels, mode, params):
   """Dense layers, each followed by its own dropout rate (training only)."""
   hp = params
   training = mode == tf.estimator.ModeKeys.TRAIN
   x = features[FEATURE_KEY]
-  for units, rate in zip(hp.hidden_units, hp.dropout):
-    x = tf.keras.layers.Dense(units, activation=ACTIVATIONS[hp.activation])(x)
+  for i, (units, rate) in enumerate(zip(hp.hidden_units, hp.dropout), 1):
+    x = tf.keras.layers.Dense(units, activation=ACTIVATIONS[hp.activation],
+                              kernel_initializer=_initializer(hp, i))(x)
     if rate:
       x = tf.keras.layers.Dropout(rate)(x, training=training)
-  logits = tf.keras.layers.Dense(data.NUM_CLASSES)(x)
+  logits = tf.keras.layers.Dense(data.NUM_CLASSES,
+                                 kernel_initializer=_initializer(hp, 0))(x)
   predictions = _predictions(logits)
   class_ids = predictions['class_ids']
 
@@ -149,21 +160,21 @@ def keras_model(hp):
 
   Layers are named explicitly: checkpoint variable names must not depend on
   how many Keras models this process built before (a resumed job is built
-  in a fresh process). Initializers and dropout are seeded from hp.seed.
+  in a fresh process). Weights are seeded from hp.seed.
   The Input is named FEATURE_KEY, which model_to_estimator matches to the
-  input_fn's feature key. The model outputs logits.
+  input_fn's feature key. The model outputs logits. Dropout masks take
+  their seeds from the graph seed, as in the custom model.
   """
   layers = [tf.keras.Input(shape=(data.PIXELS,), name=FEATURE_KEY)]
   for i, (units, rate) in enumerate(zip(hp.hidden_units, hp.dropout), 1):
     layers.append(tf.keras.layers.Dense(
         units, activation=hp.activation, name=f'hidden_{i}',
-        kernel_initializer=tf.keras.initializers.GlorotUniform(hp.seed + i)))
+        kernel_initializer=_initializer(hp, i)))
     if rate:
-      layers.append(tf.keras.layers.Dropout(rate, seed=hp.seed + i,
-                                            name=f'dropout_{i}'))
+      layers.append(tf.keras.layers.Dropout(rate, name=f'dropout_{i}'))
   layers.append(tf.keras.layers.Dense(
       data.NUM_CLASSES, name=KERAS_OUTPUT,
-      kernel_initializer=tf.keras.initializers.GlorotUniform(hp.seed)))
+      kernel_initializer=_initializer(hp, 0)))
   model = tf.keras.Sequential(layers, name='mlp')
   model.compile(
       optimizer=make_optimizer(hp),
