@@ -46,6 +46,7 @@ class Config:
   eval_secs: int = 60
   keep_checkpoints: int = 3
   log_every_steps: int = 500
+  summary_steps: int = 100  # steps between training-loss summaries
 
   def __post_init__(self):
     if self.train_steps is None and self.num_epochs is None:
@@ -92,7 +93,8 @@ def _validate(c):
   _choice('activation', c.activation, tuple(model.ACTIVATIONS))
   _choice('lr-schedule', c.lr_schedule, model.LR_SCHEDULES)
   for name in ('train_steps', 'num_epochs', 'batch_size', 'learning_rate',
-               'checkpoint_secs', 'keep_checkpoints', 'log_every_steps'):
+               'checkpoint_secs', 'keep_checkpoints', 'log_every_steps',
+               'summary_steps'):
     _positive(name.replace('_', '-'), getattr(c, name))
   if c.eval_secs < 0:
     raise UsageError(f'--eval-secs={c.eval_secs} must be 0 or more')

@@ -146,7 +146,8 @@ def run_config(cfg):
       tf_random_seed=cfg.seed,
       save_checkpoints_secs=cfg.checkpoint_secs,
       keep_checkpoint_max=cfg.keep_checkpoints,
-      log_step_count_steps=cfg.log_every_steps)
+      log_step_count_steps=cfg.log_every_steps,
+      save_summary_steps=cfg.summary_steps)
 
 
 def run(cfg):
