@@ -25,13 +25,17 @@ import tensorflow as tf
 PLOTS_DIR = 'plots'
 RESULTS_CSV = 'results.csv'  # written by trainer.sweep
 EVAL_DIR = 'eval'
+# The Estimator's training-loss summary; `loss_1` in Keras-built graphs,
+# where an op named `loss` already exists.
+TRAIN_LOSS_TAGS = ('loss', 'loss_1')
 OURS, CHAPTER = '#1f77b4', '#b0b0b0'
 
 
-def scalars(folder, tag):
-  """[(step, value)] of one scalar in folder's event files, by step.
+def scalars(folder, tags):
+  """[(step, value)] of a scalar (any of `tags`) in folder's event files.
 
-  A resumed job appends new event files; the newest value per step wins.
+  Sorted by step. A resumed job appends new event files; the newest value
+  per step wins.
   """
   values = {}
   for path in sorted(tf.io.gfile.glob(os.path.join(folder,
@@ -39,7 +43,7 @@ def scalars(folder, tag):
     for record in tf.data.TFRecordDataset(path):
       event = tf.compat.v1.Event.FromString(record.numpy())
       for value in event.summary.value:
-        if value.tag == tag:
+        if value.tag in tags:
           values[event.step] = (value.simple_value if value.HasField(
               'simple_value') else float(tf.make_ndarray(value.tensor)))
   return sorted(values.items())
@@ -67,10 +71,10 @@ def curves_chart(group, rows, sweep_dir):
   for run, row in runs.items():
     job_dir = os.path.join(sweep_dir, run)
     label = _legend_label(row, rows)
-    for ax, folder, tag in ((loss_ax, job_dir, 'loss'),
-                            (acc_ax, os.path.join(job_dir, EVAL_DIR),
-                             'accuracy')):
-      points = scalars(folder, tag)
+    for ax, folder, tags in ((loss_ax, job_dir, TRAIN_LOSS_TAGS),
+                             (acc_ax, os.path.join(job_dir, EVAL_DIR),
+                              ('accuracy',))):
+      points = scalars(folder, tags)
       if points:
         steps, values = zip(*points)
         ax.plot(steps, values, marker='.' if len(points) < 20 else None,
