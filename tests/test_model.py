@@ -145,6 +145,9 @@ def test_keras_model_is_the_chapters_sequential_mlp(tmp_path):
       'hidden_1', 'hidden_2', 'dropout_2', 'logits']
   assert keras_model.layers[0].activation.__name__ == 'tanh'
   assert isinstance(keras_model.optimizer, tf.keras.optimizers.legacy.Adam)
+  with_input_dropout = model.keras_model(
+      dataclasses.replace(cfg, input_dropout=0.1))
+  assert with_input_dropout.layers[0].name == 'input_dropout'
 
 
 def test_keras_job_resumes_from_its_checkpoint(tmp_path, mnist_dir):

@@ -39,6 +39,7 @@ class Config:
   activation: str = 'relu'
   hidden_units: Tuple[int, ...] = (512, 256, 128)
   dropout: Optional[Tuple[float, ...]] = None
+  input_dropout: float = 0.0
   batch_norm: bool = False
   scale_inputs: bool = True
   seed: int = 42
@@ -105,6 +106,11 @@ def _validate(c):
     if not 0 <= rate < 1:
       raise UsageError(f'--dropout={_csv(c.dropout)}: every rate must be in '
                        '[0, 1)')
+  if not 0 <= c.input_dropout < 1:
+    raise UsageError(f'--input-dropout={c.input_dropout} must be in [0, 1)')
+  if c.input_dropout and c.model_type == 'premade':
+    raise UsageError('--input-dropout is not supported by the premade model; '
+                     'use --model-type=custom or keras')
   if c.model_type == 'premade' and len(c.dropout) != 1:
     raise UsageError(f'--dropout={_csv(c.dropout)}: the premade model takes '
                      'one rate for all layers')

@@ -186,6 +186,20 @@ def _check_payload(f, path, count, record_bytes, check_labels):
                     'records; check that it is an unmodified MNIST file')
 
 
+def read_arrays(split):
+  """(uint8 images [n, 784], uint8 labels [n]) of a validated split.
+
+  For small in-memory uses (benchmarks, prediction); training reads the files
+  with tf.data instead, so the pixels never enter a graph.
+  """
+  arrays = []
+  for idx in (split.images, split.labels):
+    with _open(idx.path) as f:
+      payload = f.read()[idx.header_bytes:]
+    arrays.append(np.frombuffer(payload, np.uint8).reshape(idx.count, -1))
+  return arrays[0], arrays[1].ravel()
+
+
 def resolve_data_dir(data_dir=None):
   """The folder to read: the flag, else MNIST_DATA_DIR, else a download cache."""
   return data_dir or os.environ.get('MNIST_DATA_DIR') or download()

@@ -122,10 +122,16 @@ def _initializer(hp, layer):
 
 
 def custom_model_fn(features, labels, mode, params):
-  """Dense layers, each followed by its own dropout rate (training only)."""
+  """Dense layers, each followed by its own dropout rate (training only).
+
+  Optional dropout on the pixels themselves (`input_dropout`) regularizes
+  the first, widest layer, which holds most of the weights.
+  """
   hp = params
   training = mode == tf.estimator.ModeKeys.TRAIN
   x = features[FEATURE_KEY]
+  if hp.input_dropout:
+    x = tf.keras.layers.Dropout(hp.input_dropout)(x, training=training)
   for i, (units, rate) in enumerate(zip(hp.hidden_units, hp.dropout), 1):
     x = tf.keras.layers.Dense(units, activation=ACTIVATIONS[hp.activation],
                               kernel_initializer=_initializer(hp, i))(x)
@@ -156,7 +162,8 @@ def custom_model_fn(features, labels, mode, params):
 
 
 def keras_model(hp):
-  """The chapter's Keras MLP: Dense layers, each with its own dropout rate.
+  """The chapter's Keras MLP: Dense layers, each with its own dropout rate
+  (and `input_dropout` on the pixels, as in the custom model).
 
   Layers are named explicitly: checkpoint variable names must not depend on
   how many Keras models this process built before (a resumed job is built
@@ -166,6 +173,9 @@ def keras_model(hp):
   their seeds from the graph seed, as in the custom model.
   """
   layers = [tf.keras.Input(shape=(data.PIXELS,), name=FEATURE_KEY)]
+  if hp.input_dropout:
+    layers.append(tf.keras.layers.Dropout(hp.input_dropout,
+                                          name='input_dropout'))
   for i, (units, rate) in enumerate(zip(hp.hidden_units, hp.dropout), 1):
     layers.append(tf.keras.layers.Dense(
         units, activation=hp.activation, name=f'hidden_{i}',

@@ -28,7 +28,10 @@ class Throughput:
 
 
 class ProgressHook(tf.compat.v1.train.SessionRunHook):
-  """Times each step and logs step, loss and speed every `every_steps`."""
+  """Times every step; fetches and logs step, loss and speed every N steps.
+
+  Fetching only on logging steps keeps the hook off the per-step path.
+  """
 
   def __init__(self, throughput, max_steps, every_steps):
     self._throughput = throughput
@@ -36,17 +39,22 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
     self._every = every_steps
 
   def begin(self):
+    self._global_step = tf.compat.v1.train.get_global_step()
     # The Estimator adds its EstimatorSpec.loss to LOSSES last.
     self._fetches = {
-        'step': tf.compat.v1.train.get_global_step(),
+        'step': self._global_step,
         'loss': tf.compat.v1.get_collection(
             tf.compat.v1.GraphKeys.LOSSES)[-1],
     }
+    self._calls = 0
     self._last = None
     self._throughput.paused = True
 
   def before_run(self, run_context):
-    return tf.compat.v1.train.SessionRunArgs(self._fetches)
+    self._calls += 1
+    if self._calls % self._every == 1 or self._every == 1:
+      return tf.compat.v1.train.SessionRunArgs(self._fetches)
+    return None
 
   def after_run(self, run_context, run_values):
     now = time.perf_counter()
@@ -56,10 +64,14 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
       t.seconds += now - self._last
     t.paused = False
     self._last = now
-    step = run_values.results['step']
-    loss = float(run_values.results['loss'])
-    if step % self._every == 0 or step >= self._max_steps:
-      self._log(step, loss)
+    if run_values.results:
+      self._log(run_values.results['step'],
+                float(run_values.results['loss']))
+
+  def end(self, session):
+    speed = self._throughput.examples_per_sec
+    logging.info('trained to step %d%s', session.run(self._global_step),
+                 f' at {speed:,.0f} examples/s' if speed else '')
 
   def _log(self, step, loss):
     speed = self._throughput.examples_per_sec

@@ -64,6 +64,8 @@ flags.DEFINE_list('dropout', None,
                   'layer for custom (default '
                   f'{",".join(map(str, config_lib.DEFAULT_DROPOUT["custom"]))}'
                   ').')
+flags.DEFINE_float('input_dropout', _DEFAULTS.input_dropout,
+                   'Dropout rate on the input pixels (custom model).')
 flags.DEFINE_boolean('batch_norm', _DEFAULTS.batch_norm,
                      'Batch normalization in the premade model.')
 flags.DEFINE_boolean('scale_inputs', _DEFAULTS.scale_inputs,
@@ -131,6 +133,7 @@ def config_from_flags():
       hidden_units=_parse_numbers('hidden-units', FLAGS.hidden_units, int),
       dropout=(None if FLAGS.dropout is None else
                _parse_numbers('dropout', FLAGS.dropout, float)),
+      input_dropout=FLAGS.input_dropout,
       batch_norm=FLAGS.batch_norm,
       scale_inputs=FLAGS.scale_inputs,
       seed=FLAGS.seed,

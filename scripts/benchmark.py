@@ -1,0 +1,336 @@
+#!/usr/bin/env python
+"""Training speed of the trainer against Keras, a bare step and the hardware.
+
+Every part runs in its own process on the same data, batch size and step
+count, so one part's graphs, threads and memory cannot slow another; each
+process reports its own peak resident memory. Prints one JSON line per
+measurement on stdout, progress and a summary table on stderr.
+
+  python scripts/benchmark.py --data-dir ../shared/data/mnist
+  python scripts/benchmark.py --batch-sizes 128,1024 --parts premade,bare
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+SPEED_PARTS = ('matmul', 'bare', 'keras', 'premade', 'custom')
+ACCURACY_PARTS = ('time98_premade', 'time98_custom', 'time98_keras')
+HIDDEN = (512, 256, 128)
+TARGET_ACCURACY = 0.98
+
+
+def log(message):
+  print(f'[benchmark {time.strftime("%H:%M:%S")}] {message}', file=sys.stderr,
+        flush=True)
+
+
+def peak_rss_mb():
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def training_flops_per_example(hidden=HIDDEN):
+  """Multiply-adds of the MLP x 2 (forward) x 3 (forward + two backward)."""
+  widths = (784,) + tuple(hidden) + (10,)
+  macs = sum(a * b for a, b in zip(widths, widths[1:]))
+  return 6 * macs
+
+
+# --- parts (each runs in a child process) ---------------------------------
+
+
+def part_matmul(args):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  n = 2048
+  a = tf.random.normal([n, n])
+  b = tf.random.normal([n, n])
+  matmul = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
+  matmul().numpy()
+  repeats, start = 0, time.perf_counter()
+  while time.perf_counter() - start < 5:
+    matmul().numpy()
+    repeats += 1
+  gflops = 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+  return {'gflops': gflops,
+          'examples_per_sec': gflops * 1e9 / training_flops_per_example()}
+
+
+def _arrays(args):
+  """Scaled float32 training images and int labels, in memory (for Keras)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from trainer import data  # pylint: disable=g-import-not-at-top
+  mnist = data.load(data.resolve_data_dir(args.data_dir))
+  out = []
+  for split in (mnist.train, mnist.test):
+    images, labels = data.read_arrays(split)
+    out.append((images.astype(np.float32) / 255.0, labels.astype(np.int32)))
+  return out
+
+
+def _keras_mlp():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  layers = [tf.keras.layers.Dense(u, activation='relu') for u in HIDDEN]
+  return tf.keras.Sequential([tf.keras.Input((784,))] + layers +
+                             [tf.keras.layers.Dense(10)])
+
+
+def part_bare(args):
+  """A tf.function step on in-memory tensors: TensorFlow's own ceiling."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  (x, y), _ = _arrays(args)
+  x, y = tf.constant(x), tf.constant(y)
+  model = _keras_mlp()
+  optimizer = tf.keras.optimizers.Adam(1e-3)
+  loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+  batches = x.shape[0] // args.batch_size
+
+  @tf.function
+  def step(i):
+    start = (i % batches) * args.batch_size
+    xb = x[start:start + args.batch_size]
+    yb = y[start:start + args.batch_size]
+    with tf.GradientTape() as tape:
+      loss = loss_fn(yb, model(xb, training=True))
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    return loss
+
+  return _time_steps(lambda i: step(tf.constant(i)), args)
+
+
+def _time_steps(step, args):
+  warmup = min(100, args.steps // 10)
+  for i in range(warmup):
+    step(i)
+  start = time.perf_counter()
+  for i in range(warmup, args.steps):
+    loss = step(i)
+  float(loss)
+  seconds = time.perf_counter() - start
+  return {'examples_per_sec': (args.steps - warmup) * args.batch_size / seconds}
+
+
+def part_keras(args):
+  """model.fit fed as a careful Keras user would: tf.data from memory."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  (x, y), _ = _arrays(args)
+  dataset = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x))
+             .batch(args.batch_size).repeat().prefetch(tf.data.AUTOTUNE))
+  model = _keras_mlp()
+  model.compile(tf.keras.optimizers.Adam(1e-3),
+                tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+  timer = _BatchTimer(warmup=min(100, args.steps // 10))
+  model.fit(dataset, epochs=1, steps_per_epoch=args.steps, verbose=0,
+            callbacks=[timer])
+  return {'examples_per_sec': timer.steps * args.batch_size / timer.seconds}
+
+
+def _BatchTimer(warmup):  # pylint: disable=invalid-name
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  class BatchTimer(tf.keras.callbacks.Callback):
+    """Times batches after warm-up, as the trainer's own figure does."""
+
+    def __init__(self):
+      super().__init__()
+      self.steps, self.seconds, self._start = 0, 0.0, None
+
+    def on_train_batch_end(self, batch, logs=None):
+      if batch + 1 == warmup:
+        self._start = time.perf_counter()
+      elif batch + 1 > warmup:
+        self.steps = batch + 1 - warmup
+        self.seconds = time.perf_counter() - self._start
+
+  return BatchTimer()
+
+
+def _trainer_config(args, model_type, job_dir, **overrides):
+  from trainer import config  # pylint: disable=g-import-not-at-top
+  settings = dict(job_dir=job_dir, data_dir=args.data_dir,
+                  model_type=model_type, batch_size=args.batch_size,
+                  train_steps=args.steps)
+  settings.update(overrides)
+  return config.Config(**settings)
+
+
+def _trainer_part(model_type):
+  def part(args):
+    """The trainer through task.run, exactly as python -m trainer.task."""
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from trainer import task  # pylint: disable=g-import-not-at-top
+    tf.get_logger().setLevel('ERROR')
+    with tempfile.TemporaryDirectory() as job_dir:
+      results = task.run(_trainer_config(args, model_type, job_dir))
+    return {'examples_per_sec': results['examples_per_sec'],
+            'accuracy': results['accuracy']}
+  return part
+
+
+def _trainer_time98(model_type):
+  def part(args):
+    """Default settings; evaluations every few seconds find the 98% time."""
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from trainer import task  # pylint: disable=g-import-not-at-top
+    tf.get_logger().setLevel('ERROR')
+    with tempfile.TemporaryDirectory() as job_dir:
+      cfg = _trainer_config(args, model_type, job_dir, train_steps=None,
+                            batch_size=128, checkpoint_secs=args.eval_secs,
+                            eval_secs=args.eval_secs)
+      start = time.time()
+      results = task.run(cfg)
+      reached = _first_eval_reaching(os.path.join(job_dir, 'eval'))
+    return {'seconds_to_98': reached - start if reached else None,
+            'final_accuracy': results['accuracy'],
+            'total_seconds': results['wall_time_secs']}
+  return part
+
+
+def _first_eval_reaching(eval_dir):
+  """Wall time of the first evaluation at or above the target accuracy."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  times = []
+  for path in tf.io.gfile.glob(os.path.join(eval_dir, 'events.out.*')):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        if value.tag == 'accuracy' and value.simple_value >= TARGET_ACCURACY:
+          times.append(event.wall_time)
+  return min(times) if times else None
+
+
+def part_time98_keras(args):
+  """The same MLP in Keras, fit epoch by epoch until it reaches 98%."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  start = time.time()
+  (x, y), (x_test, y_test) = _arrays(args)
+  dataset = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x))
+             .batch(128).prefetch(tf.data.AUTOTUNE))
+  model = _keras_mlp()
+  model.compile(tf.keras.optimizers.Adam(1e-3),
+                tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                metrics=['accuracy'])
+  for epoch in range(1, 21):
+    model.fit(dataset, epochs=1, verbose=0)
+    _, accuracy = model.evaluate(x_test, y_test, batch_size=1000, verbose=0)
+    if accuracy >= TARGET_ACCURACY:
+      return {'seconds_to_98': time.time() - start, 'epochs': epoch,
+              'final_accuracy': accuracy}
+  return {'seconds_to_98': None, 'epochs': epoch, 'final_accuracy': accuracy}
+
+
+PARTS = {
+    'matmul': part_matmul,
+    'bare': part_bare,
+    'keras': part_keras,
+    'premade': _trainer_part('premade'),
+    'custom': _trainer_part('custom'),
+    'time98_premade': _trainer_time98('premade'),
+    'time98_custom': _trainer_time98('custom'),
+    'time98_keras': part_time98_keras,
+}
+
+
+# --- driver -----------------------------------------------------------------
+
+
+def run_child(part, batch_size, args):
+  command = [sys.executable, os.path.abspath(__file__), '--child', part,
+             '--batch-size', str(batch_size), '--steps', str(args.steps),
+             '--eval-secs', str(args.eval_secs)]
+  if args.data_dir:
+    command += ['--data-dir', args.data_dir]
+  result = subprocess.run(command, capture_output=True, text=True, check=False)
+  if result.returncode:
+    log(f'{part} failed:\n{result.stderr[-2000:]}')
+    return None
+  return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def ratios(rows):
+  """trainer/keras and trainer/bare per batch size, from the speed rows."""
+  speed = {(r['part'], r['batch_size']): r['examples_per_sec'] for r in rows
+           if r.get('examples_per_sec')}
+  out = []
+  for (part, batch), value in sorted(speed.items()):
+    if part not in ('premade', 'custom'):
+      continue
+    for base in ('keras', 'bare'):
+      if (base, batch) in speed:
+        out.append({'part': f'{part}/{base}', 'batch_size': batch,
+                    'ratio': round(value / speed[(base, batch)], 3)})
+  return out
+
+
+def table(rows):
+  lines = [f'{"part":<16}{"batch":>7}{"examples/s":>12}{"ratio":>8}'
+           f'{"to 98% (s)":>12}{"peak MB":>9}']
+  for r in rows:
+    def cell(key, fmt):
+      return format(r[key], fmt) if r.get(key) is not None else '-'
+    lines.append(f'{r["part"]:<16}{r.get("batch_size", "-")!s:>7}'
+                 f'{cell("examples_per_sec", ",.0f"):>12}'
+                 f'{cell("ratio", ".2f"):>8}{cell("seconds_to_98", ".1f"):>12}'
+                 f'{cell("peak_rss_mb", ".0f"):>9}')
+  return '\n'.join(lines)
+
+
+def parse_args(argv):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--data-dir', default=os.environ.get('MNIST_DATA_DIR'),
+                      help='MNIST folder (default $MNIST_DATA_DIR, else the '
+                      'download cache)')
+  parser.add_argument('--batch-sizes', default='128',
+                      help='comma-separated batch sizes for the speed parts')
+  parser.add_argument('--steps', type=int, default=3000,
+                      help='training steps per speed measurement')
+  parser.add_argument('--parts', default=','.join(SPEED_PARTS + ACCURACY_PARTS),
+                      help='which parts to run: ' + ', '.join(PARTS))
+  parser.add_argument('--eval-secs', type=int, default=5,
+                      help='evaluation cadence of the time-to-98%% runs')
+  parser.add_argument('--child', help=argparse.SUPPRESS)
+  parser.add_argument('--batch-size', type=int, help=argparse.SUPPRESS)
+  args = parser.parse_args(argv)
+  unknown = set(args.parts.split(',')) - set(PARTS)
+  if unknown:
+    parser.error(f'unknown part(s) {", ".join(sorted(unknown))}; choose from '
+                 f'{", ".join(PARTS)}')
+  return args
+
+
+def main(argv=None):
+  args = parse_args(argv)
+  if args.child:
+    result = PARTS[args.child](args)
+    result['peak_rss_mb'] = round(peak_rss_mb(), 1)
+    print(json.dumps(result))
+    return
+  parts = args.parts.split(',')
+  jobs = [(p, int(b)) for b in args.batch_sizes.split(',') for p in parts
+          if p in SPEED_PARTS]
+  jobs += [(p, 128) for p in parts if p in ACCURACY_PARTS]
+  rows, started = [], time.time()
+  for i, (part, batch_size) in enumerate(jobs, 1):
+    elapsed = time.time() - started
+    eta = f', ~{elapsed / (i - 1) * (len(jobs) - i + 1):.0f}s left' if i > 1 else ''
+    log(f'{i}/{len(jobs)} {part} batch {batch_size}{eta}')
+    result = run_child(part, batch_size, args)
+    if result is not None:
+      row = {'part': part, 'batch_size': batch_size, **result}
+      rows.append(row)
+      print(json.dumps(row), flush=True)
+  for row in ratios(rows):
+    rows.append(row)
+    print(json.dumps(row), flush=True)
+  log('done in %.0fs\n%s' % (time.time() - started, table(rows)))
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# On a machine with an NVIDIA GPU: install the GPU build of TensorFlow 2.15
+# into .venv-gpu, confirm TensorFlow sees the GPU, then run the benchmark
+# there, larger batch sizes included. Arguments go to scripts/benchmark.py.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export VENV=$ROOT/.venv-gpu
+source "$ROOT/scripts/env.sh"
+
+if ! command -v nvidia-smi >/dev/null 2>&1; then
+  echo "error: nvidia-smi not found; run this on a machine with an NVIDIA GPU and its driver" >&2
+  exit 1
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+
+ensure_venv requirements.txt
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+  'tensorflow[and-cuda]==2.15.1'
+"$VENV/bin/python" - <<'PY'
+import sys
+import tensorflow as tf
+gpus = tf.config.list_physical_devices('GPU')
+print('TensorFlow', tf.__version__, 'sees', gpus, file=sys.stderr)
+if not gpus:
+    sys.exit('error: TensorFlow does not see the GPU; check the driver and CUDA libraries')
+PY
+cd "$ROOT"
+exec "$VENV/bin/python" scripts/benchmark.py --batch-sizes 128,1024,8192 "$@"
