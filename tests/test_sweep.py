@@ -26,7 +26,7 @@ def _plan(experiments, max_epochs=None, **kwargs):
 def test_chapter_presets_plan_one_run_per_distinct_setting():
   runs = _plan(chapter.EXPERIMENTS)
   assert len(runs) == len(chapter.EXPERIMENTS)
-  assert len({r.config.job_dir for r in runs}) == 20
+  assert len({r.config.job_dir for r in runs}) == 21
   first = runs[0].config
   assert (first.model_type, first.hidden_units, first.activation,
           first.scale_inputs, first.optimizer, first.learning_rate,
@@ -43,7 +43,7 @@ def test_reduced_budget_cuts_long_runs_only():
   steps = {r.experiment.label: r.config.train_steps for r in runs
            if r.config.train_steps}
   assert set(steps.values()) == {2000}, '2,000 steps of 128 < 10 epochs'
-  assert len({r.config.job_dir for r in runs}) == 16, (
+  assert len({r.config.job_dir for r in runs}) == 17, (
       'a 300-epoch row cut to 10 epochs is its 10-epoch row')
   assert _plan(chapter.group('estimators'), max_epochs=1)[0].steps == 469
 

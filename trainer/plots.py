@@ -109,8 +109,7 @@ def accuracy_chart(rows):
   ax.set_yticks(list(positions))
   ax.set_yticklabels([_bar_label(r) for r in rows], fontsize='small')
   ax.set(xlim=(0, 105), xlabel='test accuracy, %')
-  ax.set_title('MNIST test accuracy: the chapter and this trainer',
-               loc='left')
+  ax.set_title('MNIST test accuracy', loc='left')
   ax.legend(loc='lower right', bbox_to_anchor=(1.0, 1.0), ncol=2,
             fontsize='small', frameon=False)
   ax.grid(axis='x', alpha=0.3)
