@@ -166,14 +166,15 @@ def _count(number, noun):
 def run_id(cfg):
   """A job dir name that reads as the settings and differs when they do.
 
-  The digest covers the settings that differ from Config's defaults, so a
-  setting added to Config later leaves existing run ids (and finished
-  sweeps) as they are.
+  The digest covers the settings that differ from the model type's
+  defaults, so a setting added to Config later leaves existing run ids (and
+  finished sweeps) as they are.
   """
+  defaults = config_lib.Config(job_dir=cfg.job_dir, model_type=cfg.model_type)
   learned = {f.name: getattr(cfg, f.name)
              for f in dataclasses.fields(cfg)
              if f.name not in _OPERATIONAL and
-             getattr(cfg, f.name) != f.default}
+             getattr(cfg, f.name) != getattr(defaults, f.name)}
   digest = hashlib.sha1(
       json.dumps(learned, sort_keys=True).encode()).hexdigest()[:6]
   length = (f's{cfg.train_steps}' if cfg.train_steps

@@ -43,9 +43,8 @@ flags.DEFINE_string('model_type', _DEFAULTS.model_type,
 flags.DEFINE_integer('train_steps', None,
                      'Global step to train to. Exclusive with --num-epochs.')
 flags.DEFINE_float('num_epochs', None,
-                   'Passes over the training set (default '
-                   f'{config_lib.DEFAULT_EPOCHS} when --train-steps is not '
-                   'given).')
+                   'Passes over the training set when --train-steps is not '
+                   'given (default: premade 20, custom 30).')
 flags.DEFINE_integer('batch_size', _DEFAULTS.batch_size, 'Training batch size.')
 flags.DEFINE_float('learning_rate', _DEFAULTS.learning_rate,
                    'Initial learning rate.')
@@ -61,11 +60,10 @@ flags.DEFINE_list('hidden_units',
                   'Widths of the hidden layers, comma separated.')
 flags.DEFINE_list('dropout', None,
                   'Dropout rate: one for premade (default 0), one per hidden '
-                  'layer for custom (default '
-                  f'{",".join(map(str, config_lib.DEFAULT_DROPOUT["custom"]))}'
-                  ').')
-flags.DEFINE_float('input_dropout', _DEFAULTS.input_dropout,
-                   'Dropout rate on the input pixels (custom model).')
+                  'layer for custom (default 0.3 each).')
+flags.DEFINE_float('input_dropout', None,
+                   'Dropout rate on the input pixels (custom model; default '
+                   '0.2).')
 flags.DEFINE_boolean('batch_norm', _DEFAULTS.batch_norm,
                      'Batch normalization in the premade model.')
 flags.DEFINE_boolean('scale_inputs', _DEFAULTS.scale_inputs,

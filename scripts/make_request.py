@@ -1,0 +1,99 @@
+"""Writes an online-prediction request for the exported model.
+
+From MNIST test images (--data-dir) or from PNG/JPEG files, in the format
+TensorFlow Serving's REST API, Vertex AI and AI Platform take:
+
+  --format request  one body, {"instances": [...]}: curl to TF Serving,
+                    gcloud ... predict --json-request
+  --format jsonl    one instance per line: gcloud ... predict --json-instances
+
+Pixels become {"x": 28 rows of 28 ints 0-255} for `serving_default`; images
+(--as png, or files) become {"image_bytes": {"b64": ...}} for
+`image:serving_default`. The labels of MNIST images go to stderr.
+
+  .venv/bin/python scripts/make_request.py --data-dir DIR -o request.json
+"""
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+# Runs from a checkout too, without `pip install -e .`.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.realpath(
+    __file__))))
+
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+from trainer import data
+from trainer import export
+from trainer import predict
+
+
+def mnist_instances(data_dir, start, count, as_png):
+  """Instances and labels of test images start..start+count-1."""
+  images, labels = data.read_arrays(data.load(data_dir).test)
+  if not 0 <= start < len(images):
+    raise predict.InputError(f'--start={start}: the test set holds images '
+                             f'0-{len(images) - 1}')
+  images, labels = images[start:start + count], labels[start:start + count]
+  if not as_png:
+    return [predict.pixels_instance(image) for image in images], labels
+  size = data.IMAGE_SIZE
+  pngs = [tf.io.encode_png(image.reshape(size, size, 1)).numpy()
+          for image in images]
+  return [predict.image_instance(png) for png in pngs], labels
+
+
+def parse_args(argv):
+  parser = argparse.ArgumentParser(
+      description=__doc__.split('\n\n')[0],
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+      epilog=__doc__.split('\n\n', 1)[1])
+  parser.add_argument('images', nargs='*', metavar='IMAGE',
+                      help='PNG/JPEG files (white digit on black)')
+  parser.add_argument('--data-dir', '--data_dir', dest='data_dir',
+                      help='take MNIST test images from this folder')
+  parser.add_argument('--start', type=int, default=0,
+                      help='first test image (default 0)')
+  parser.add_argument('--count', type=int, default=5,
+                      help='number of test images (default 5)')
+  parser.add_argument('--as', dest='as_', choices=('pixels', 'png'),
+                      default='pixels',
+                      help='send test images as pixels (serving_default) or '
+                      'as PNG bytes (image:serving_default)')
+  parser.add_argument('--format', choices=('request', 'jsonl'),
+                      default='request')
+  parser.add_argument('-o', '--output', help='file to write (default stdout)')
+  args = parser.parse_args(argv)
+  if bool(args.images) == bool(args.data_dir):
+    parser.error('give either image files or --data-dir')
+  if args.count < 1:
+    parser.error(f'--count={args.count} must be 1 or more')
+  return args
+
+
+def main(argv=None):
+  args = parse_args(argv)
+  try:
+    if args.data_dir:
+      instances, labels = mnist_instances(args.data_dir, args.start,
+                                          args.count, args.as_ == 'png')
+      print('labels: ' + ' '.join(map(str, labels)), file=sys.stderr)
+    else:
+      instances = [predict.image_instance(predict.read_image(path))
+                   for path in args.images]
+  except (predict.InputError, data.DataError) as e:
+    sys.exit(f'error: {e}')
+  images = bool(args.images) or args.as_ == 'png'
+  signature = export.IMAGE_SIGNATURE if images else export.DEFAULT_SIGNATURE
+  print(f'signature: {signature}', file=sys.stderr)
+  if args.output:
+    with tf.io.gfile.GFile(args.output, 'w') as out:
+      predict.write_instances(instances, out, args.format, signature)
+  else:
+    predict.write_instances(instances, sys.stdout, args.format, signature)
+
+
+if __name__ == '__main__':
+  main()

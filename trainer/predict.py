@@ -1,0 +1,402 @@
+"""`python -m trainer.predict`: classify digits with an exported SavedModel.
+
+The model is a SavedModel folder or a job dir (its newest export), local or
+gs://. Inputs: PNG/JPEG files, a .npy array of pixels, a JSON file of
+instances (a request body or JSON lines, as sent to TensorFlow Serving or
+Vertex AI), or the MNIST test set of a data dir, with accuracy. Each input
+goes through the signature a server would use for it, so what this prints is
+what a server returns.
+
+Flags are parsed with argparse, not absl: absl's flags are global and
+trainer.task owns them, and both modules may be imported in one process.
+"""
+
+import argparse
+import base64
+import dataclasses
+import io
+import itertools
+import json
+import os
+import sys
+from typing import List, Optional
+
+# As in trainer.task: keep TensorFlow's C++ start-up chatter off the output.
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+
+import numpy as np  # pylint: disable=g-import-not-at-top
+import tensorflow as tf
+
+from trainer import data
+from trainer import export
+from trainer import model
+
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
+NPY_SUFFIXES = ('.npy',)
+JSON_SUFFIXES = ('.json', '.jsonl')
+FORMATS = ('table', 'json')
+_CHUNK = 1000  # images per call of the model
+
+
+class InputError(ValueError):
+  """A bad input or model path; the message names it and the fix."""
+
+
+@dataclasses.dataclass
+class Batch:
+  """What one signature gets: a name per row, its input, labels if known."""
+  names: List[str]
+  signature: str
+  values: np.ndarray
+  labels: Optional[np.ndarray] = None
+
+
+# --- Instances: the JSON that TF Serving, Vertex AI and gcloud take. -------
+
+def pixels_instance(image):
+  """{"x": 28 rows of 28 ints 0-255}, for `serving_default`."""
+  rows = np.asarray(image).reshape(data.IMAGE_SIZE, data.IMAGE_SIZE)
+  return {export.SERVING_INPUT: rows.tolist()}
+
+
+def image_instance(content):
+  """{"image_bytes": {"b64": ...}}: servers decode b64 for *_bytes inputs."""
+  return {export.IMAGE_INPUT: {'b64': base64.b64encode(content).decode()}}
+
+
+def write_instances(instances, out, fmt='request', signature=None):
+  """`request`: one {"instances": [...]} body; `jsonl`: one per line."""
+  if fmt == 'jsonl':
+    for instance in instances:
+      out.write(json.dumps(instance) + '\n')
+    return
+  body = {'instances': list(instances)}
+  if signature and signature != export.DEFAULT_SIGNATURE:
+    body['signature_name'] = signature
+  out.write(json.dumps(body) + '\n')
+
+
+def read_instances(text, source):
+  """Instances from a request body or from JSON lines."""
+  try:
+    body = json.loads(text)
+  except json.JSONDecodeError:
+    body = None
+  if isinstance(body, dict) and 'instances' in body:
+    return body['instances']
+  if body is not None:
+    return [body]
+  found = []
+  for number, line in enumerate(text.splitlines(), 1):
+    if line.strip():
+      try:
+        found.append(json.loads(line))
+      except json.JSONDecodeError as e:
+        raise InputError(f'{source} line {number} is not JSON ({e.msg}); '
+                         'give a {"instances": [...]} body or one instance '
+                         'per line') from None
+  return found
+
+
+def _parse_instance(instance, source):
+  """('image', bytes) or ('pixels', nested list) for one instance."""
+  if isinstance(instance, dict) and set(instance) == {export.IMAGE_INPUT}:
+    instance = instance[export.IMAGE_INPUT]
+  if isinstance(instance, dict) and set(instance) == {'b64'}:
+    try:
+      return 'image', base64.b64decode(instance['b64'], validate=True)
+    except (TypeError, ValueError):
+      raise InputError(f'{source} holds a "b64" value that is not '
+                       'base64') from None
+  if isinstance(instance, dict) and set(instance) == {export.SERVING_INPUT}:
+    instance = instance[export.SERVING_INPUT]
+  if isinstance(instance, list):
+    return 'pixels', instance
+  raise InputError(
+      f'{source} holds an instance that is neither pixels ([...] or '
+      f'{{"{export.SERVING_INPUT}": [...]}}) nor an image '
+      f'({{"{export.IMAGE_INPUT}": {{"b64": "..."}}}}): {str(instance)[:60]}')
+
+
+# --- Reading inputs. --------------------------------------------------------
+
+def _read_bytes(path):
+  if not tf.io.gfile.exists(path):
+    raise InputError(f'input {path} does not exist')
+  with tf.io.gfile.GFile(path, 'rb') as f:
+    return f.read()
+
+
+def check_image(content, source):
+  """Raises unless TF's decoder, the one the export runs, reads the image."""
+  try:
+    tf.io.decode_image(content, channels=1, expand_animations=False)
+  except tf.errors.InvalidArgumentError:
+    raise InputError(f'{source} is not a PNG or JPEG image') from None
+  return content
+
+
+def read_image(path):
+  return check_image(_read_bytes(path), path)
+
+
+def images_batch(names, contents):
+  return Batch(list(names), export.IMAGE_SIGNATURE,
+               np.array(contents, dtype=object))
+
+
+def check_pixels(array, source):
+  """The array as a batch of 0-255 pixels, or an InputError saying why not."""
+  if array.dtype.kind not in 'uif':
+    raise InputError(f'{source} holds {array.dtype} values; pixels must be '
+                     'numbers from 0 to 255')
+  if array.shape in ((data.PIXELS,), (data.IMAGE_SIZE, data.IMAGE_SIZE)):
+    array = array[np.newaxis]
+  if array.shape[1:] not in ((data.PIXELS,),
+                             (data.IMAGE_SIZE, data.IMAGE_SIZE)):
+    raise InputError(
+        f'{source} has shape {list(array.shape)}; give images as [n, '
+        f'{data.PIXELS}] or [n, {data.IMAGE_SIZE}, {data.IMAGE_SIZE}] '
+        'pixels (or one image)')
+  if not array.size:
+    raise InputError(f'{source} holds no images')
+  if not np.isfinite(array).all():
+    raise InputError(f'{source} holds NaN or infinite values; pixels must '
+                     'be 0-255')
+  low, high = array.min(), array.max()
+  if low < 0 or high > 255:
+    raise InputError(f'{source} holds values from {low} to {high}; pixels '
+                     'must be 0-255')
+  if array.dtype.kind == 'f' and 0 < high <= 1:
+    raise InputError(f'{source} holds values in [0, 1]; the model takes raw '
+                     '0-255 pixels and scales them itself: multiply by 255')
+  return array
+
+
+def pixels_batch(array, source, labels=None):
+  """uint8 pixels go to the uint8 signature, any other numbers to float32."""
+  array = check_pixels(array, source)
+  names = [f'{source}[{i}]' for i in range(len(array))]
+  if array.dtype == np.uint8:
+    return Batch(names, export.UINT8_SIGNATURE, array, labels)
+  return Batch(names, export.DEFAULT_SIGNATURE, array.astype(np.float32),
+               labels)
+
+
+def npy_batch(path):
+  try:
+    array = np.load(io.BytesIO(_read_bytes(path)), allow_pickle=False)
+  except (ValueError, OSError) as e:
+    raise InputError(f'{path} is not a NumPy .npy array ({e})') from None
+  return pixels_batch(array, path)
+
+
+def instances_batch(path):
+  text = _read_bytes(path).decode('utf-8', errors='replace')
+  parsed = [_parse_instance(instance, path)
+            for instance in read_instances(text, path)]
+  kinds = {kind for kind, _ in parsed}
+  if not parsed:
+    raise InputError(f'{path} holds no instances')
+  if len(kinds) > 1:
+    raise InputError(f'{path} mixes pixel and image instances; a request '
+                     'goes to one signature, so give one kind per file')
+  values = [value for _, value in parsed]
+  if kinds == {'image'}:
+    names = [f'{path}[{i}]' for i in range(len(values))]
+    return images_batch(names, [check_image(v, n)
+                                for n, v in zip(names, values)])
+  try:
+    array = np.array(values, dtype=np.float64)
+  except (TypeError, ValueError):
+    raise InputError(f'{path} holds instances of different shapes or with '
+                     'values that are not numbers') from None
+  return pixels_batch(array, path)
+
+
+def test_set_batch(data_dir):
+  """The MNIST test split of `data_dir`, with its labels."""
+  images, labels = data.read_arrays(data.load(data_dir).test)
+  return pixels_batch(images, 'test', labels)
+
+
+def _kind(path):
+  lower = path.lower()
+  for kind, suffixes in (('image', IMAGE_SUFFIXES), ('npy', NPY_SUFFIXES),
+                         ('json', JSON_SUFFIXES)):
+    if lower.endswith(suffixes):
+      return kind
+  raise InputError(f'input {path}: give .png/.jpg/.jpeg images, a .npy '
+                   'array or a .json/.jsonl file of instances')
+
+
+def read_inputs(paths, data_dir=None):
+  """Batches in the order given; neighbouring image files share one batch."""
+  batches = []
+  for kind, group in itertools.groupby(paths, _kind):
+    group = list(group)
+    if kind == 'image':
+      batches.append(images_batch(group, [read_image(p) for p in group]))
+    else:
+      reader = npy_batch if kind == 'npy' else instances_batch
+      batches.extend(reader(path) for path in group)
+  if data_dir:
+    batches.append(test_set_batch(data_dir))
+  return batches
+
+
+# --- The model. -------------------------------------------------------------
+
+def resolve_model(path, which='latest'):
+  """A SavedModel folder as given, or a job dir's newest export/<which>."""
+  if tf.io.gfile.exists(os.path.join(path, 'saved_model.pb')):
+    return path
+  if not tf.io.gfile.isdir(path):
+    raise InputError(f'model {path} does not exist; give a SavedModel folder '
+                     'or a job dir')
+  found = export.newest_export(path, which)
+  if found is None:
+    raise InputError(
+        f'{path} holds no saved_model.pb and no {export.EXPORT_DIR}/{which}/'
+        '<timestamp>/; give a SavedModel folder or the job dir of a finished '
+        'run')
+  return found
+
+
+def load_model(path):
+  """The loaded SavedModel; keep it alive while its signatures are used."""
+  try:
+    return tf.saved_model.load(path)
+  except (OSError, ValueError, tf.errors.OpError) as e:
+    raise InputError(f'could not load a SavedModel from {path}: '
+                     f'{_first_line(e)}') from None
+
+
+def predict(loaded, batch):
+  """{output: array} for every row of the batch, in chunks of _CHUNK."""
+  if batch.signature not in loaded.signatures:
+    raise InputError(
+        f'the model has no signature {batch.signature!r} (it has '
+        f'{", ".join(sorted(loaded.signatures))}); export it again with this '
+        'trainer')
+  serve = loaded.signatures[batch.signature]
+  (name,) = serve.structured_input_signature[1]
+  outputs = {key: [] for key in model.SERVING_OUTPUTS}
+  for start in range(0, len(batch.values), _CHUNK):
+    chunk = tf.constant(batch.values[start:start + _CHUNK])
+    try:
+      got = serve(**{name: chunk})
+    except tf.errors.OpError as e:
+      raise InputError(f'{batch.names[start]}: the model refused the input: '
+                       f'{_first_line(e)}') from None
+    for key, values in outputs.items():
+      values.append(got[key].numpy())
+  return {key: np.concatenate(values) for key, values in outputs.items()}
+
+
+def _first_line(error):
+  """The line of a TensorFlow error that says what went wrong."""
+  text = getattr(error, 'message', None) or str(error)
+  lines = [line.strip() for line in text.splitlines()
+           if line.strip() and not line.startswith((' ', '\t'))]
+  noise = ('Graph execution error', 'Detected at node', '<stack traces')
+  useful = [line for line in lines if not line.startswith(noise)]
+  return (useful or lines or ['unknown error'])[0]
+
+
+# --- Output. ----------------------------------------------------------------
+
+def rows_of(batch, outputs):
+  for i, name in enumerate(batch.names):
+    row = {'input': name,
+           'class_ids': int(outputs['class_ids'][i]),
+           'probabilities': outputs['probabilities'][i].tolist(),
+           'logits': outputs['logits'][i].tolist()}
+    if batch.labels is not None:
+      row['label'] = int(batch.labels[i])
+    yield row
+
+
+def accuracy(rows):
+  """{'accuracy', 'correct', 'count'} over the rows with labels, or None."""
+  labelled = [row for row in rows if 'label' in row]
+  if not labelled:
+    return None
+  correct = sum(row['class_ids'] == row['label'] for row in labelled)
+  return {'accuracy': correct / len(labelled), 'correct': correct,
+          'count': len(labelled)}
+
+
+def write_rows(rows, fmt, out):
+  summary = accuracy(rows)
+  if fmt == 'json':
+    for row in rows:
+      out.write(json.dumps(row) + '\n')
+    if summary:
+      out.write(json.dumps(summary) + '\n')
+    return
+  width = max([len('input')] + [len(row['input']) for row in rows])
+  out.write(f'{"input":<{width}}  class  probability  label\n')
+  for row in rows:
+    probability = row['probabilities'][row['class_ids']]
+    label = row.get('label', '-')
+    out.write(f'{row["input"]:<{width}}  {row["class_ids"]:>5}  '
+              f'{probability:>11.4f}  {label:>5}\n')
+  if summary:
+    out.write(f'accuracy {summary["accuracy"]:.4f} ({summary["correct"]}/'
+              f'{summary["count"]})\n')
+
+
+# --- Command line. ----------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+  """Usage errors as one line, like trainer.task's."""
+
+  def error(self, message):
+    sys.exit(f'error: {message} (see --help)')
+
+
+def parse_args(argv):
+  parser = _Parser(prog='python -m trainer.predict',
+                   description=__doc__.split('\n\n')[0])
+  parser.add_argument('inputs', nargs='*', metavar='INPUT',
+                      help='PNG/JPEG images (white digit on black, any size: '
+                      'scaled to 28x28), .npy arrays of 0-255 pixels '
+                      '[n, 784] or [n, 28, 28], .json/.jsonl files of '
+                      'instances')
+  parser.add_argument('--model', '--model-dir', '--model_dir', required=True,
+                      help='SavedModel folder, or a job dir (its newest '
+                      'export); local or gs://')
+  parser.add_argument('--export', choices=('latest', 'best'),
+                      default='latest',
+                      help='for a job dir: export/latest (the last '
+                      'evaluated checkpoint, as in results.json) or '
+                      'export/best')
+  parser.add_argument('--data-dir', '--data_dir', dest='data_dir',
+                      help='also predict the MNIST test set in this folder '
+                      'and print the accuracy')
+  parser.add_argument('--format', choices=FORMATS, default='table',
+                      help='a table, or JSON lines (one object per input, '
+                      'then the accuracy when labels are known)')
+  args = parser.parse_args(argv)
+  if not args.inputs and not args.data_dir:
+    parser.error('give input files, --data-dir, or both')
+  return args
+
+
+def main(argv=None):
+  args = parse_args(argv)
+  tf.get_logger().setLevel('ERROR')
+  try:
+    path = resolve_model(args.model, args.export)
+    batches = read_inputs(args.inputs, args.data_dir)
+    loaded = load_model(path)
+    rows = [row for batch in batches
+            for row in rows_of(batch, predict(loaded, batch))]
+  except (InputError, data.DataError) as e:
+    sys.exit(f'error: {e}')
+  write_rows(rows, args.format, sys.stdout)
+
+
+if __name__ == '__main__':
+  main()
