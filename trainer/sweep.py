@@ -426,6 +426,17 @@ def parse_args(argv):
   return args
 
 
+def _draw_charts(sweep_dir):
+  try:
+    from trainer import plots  # pylint: disable=import-outside-toplevel
+  except ImportError as e:  # a cloud image may lack matplotlib
+    print(f'charts skipped ({e}); install matplotlib and run '
+          f'python -m trainer.plots {sweep_dir}', file=sys.stderr)
+    return
+  for path in plots.write_all(sweep_dir):
+    print(f'chart:   {path}')
+
+
 def main(argv=None):
   args = parse_args(argv)
   try:
@@ -459,9 +470,7 @@ def main(argv=None):
   csv_path, md_path = write()
   print(f'results: {csv_path}\n         {md_path}')
   if args.plots:
-    from trainer import plots  # pylint: disable=import-outside-toplevel
-    for path in plots.write_all(args.sweep_dir):
-      print(f'chart:   {path}')
+    _draw_charts(args.sweep_dir)
   if failures:
     print(f'{len(failures)} runs failed: {", ".join(failures)}',
           file=sys.stderr)
