@@ -18,6 +18,7 @@ setup(
     python_requires='>=3.9,<3.12',
     install_requires=[
         'absl-py',
+        'cloudml-hypertune',
         'google-cloud-storage',
     ],
     extras_require={

@@ -33,3 +33,20 @@ def real_mnist_dir():
   if not folder:
     pytest.skip('MNIST_DATA_DIR is not set')
   return folder
+
+
+@pytest.fixture(scope='session')
+def gcs(tmp_path_factory):
+  """A local Cloud Storage on 127.0.0.1 for gs:// tests.
+
+  fake-gcs-server behind a TLS proxy (see gcs_emulator.py), with buckets
+  `mnist-test` and `mnist-read-only` (refuses writes). Give `gcs.env` to
+  the processes under test; `gcs.client()` is for checks in the test
+  itself. Both processes are stopped at the end of the session.
+  """
+  import gcs_emulator  # pylint: disable=g-import-not-at-top
+  emulator = gcs_emulator.Emulator(
+      str(tmp_path_factory.mktemp('gcs')), buckets=['mnist-test'],
+      read_only=['mnist-read-only']).start()
+  yield emulator
+  emulator.stop()

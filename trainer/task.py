@@ -20,6 +20,7 @@ from absl import flags
 from absl import logging
 import tensorflow as tf
 
+from trainer import cloud
 from trainer import config as config_lib
 from trainer import data
 from trainer import export
@@ -33,7 +34,9 @@ _DEFAULTS = config_lib.Config(job_dir='unused')
 
 flags.DEFINE_string('job_dir', None,
                     'Folder or gs://bucket/path for checkpoints, event files, '
-                    'exports and results.json. Reruns resume from it.')
+                    'exports and results.json. Reruns resume from it. In a '
+                    'tuning trial, its <trial id>/ subfolder. Default on '
+                    'Vertex AI: $AIP_CHECKPOINT_DIR.')
 flags.DEFINE_string('data_dir', None,
                     'Folder or gs://bucket/prefix with the four MNIST files '
                     '(.gz or not). Default: $MNIST_DATA_DIR, else downloaded '
@@ -58,6 +61,10 @@ flags.DEFINE_string('activation', _DEFAULTS.activation,
 flags.DEFINE_list('hidden_units',
                   [str(u) for u in _DEFAULTS.hidden_units],
                   'Widths of the hidden layers, comma separated.')
+flags.DEFINE_integer('first_layer_units', None,
+                     'Width of the first hidden layer; the others keep their '
+                     'ratio to it from --hidden-units (512,256,128 with 1024 '
+                     'gives 1024,512,256). One number for a tuning job.')
 flags.DEFINE_list('dropout', None,
                   'Dropout rate: one for premade (default 0), one per hidden '
                   'layer for custom (default 0.3 each).')
@@ -113,12 +120,23 @@ def _parse_numbers(name, values, kind):
         f'{kind.__name__} values') from None
 
 
+def _scale_layers(hidden_units, first_layer_units):
+  """--hidden-units resized so that the first layer is first_layer_units wide."""
+  if first_layer_units is None or not hidden_units or hidden_units[0] <= 0:
+    return hidden_units
+  if first_layer_units <= 0:
+    raise config_lib.UsageError(
+        f'--first-layer-units={first_layer_units} must be greater than 0')
+  return tuple(max(1, round(u * first_layer_units / hidden_units[0]))
+               for u in hidden_units)
+
+
 def config_from_flags():
   if FLAGS.train_steps is not None and FLAGS.num_epochs is not None:
     raise config_lib.UsageError(
         'give either --train-steps or --num-epochs, not both')
   return config_lib.Config(
-      job_dir=FLAGS.job_dir or os.environ.get('AIP_MODEL_DIR'),
+      job_dir=cloud.resolve_job_dir(FLAGS.job_dir),
       data_dir=FLAGS.data_dir,
       model_type=FLAGS.model_type,
       train_steps=FLAGS.train_steps,
@@ -128,7 +146,9 @@ def config_from_flags():
       lr_schedule=FLAGS.lr_schedule,
       optimizer=FLAGS.optimizer,
       activation=FLAGS.activation,
-      hidden_units=_parse_numbers('hidden-units', FLAGS.hidden_units, int),
+      hidden_units=_scale_layers(
+          _parse_numbers('hidden-units', FLAGS.hidden_units, int),
+          FLAGS.first_layer_units),
       dropout=(None if FLAGS.dropout is None else
                _parse_numbers('dropout', FLAGS.dropout, float)),
       input_dropout=FLAGS.input_dropout,
@@ -154,6 +174,7 @@ def run_config(cfg):
 def run(cfg):
   """Trains to cfg's target step (resuming), evaluates, exports; returns results."""
   started = time.time()
+  cloud.check_bucket(cfg.job_dir)
   jobdir.prepare(cfg)
   mnist = data.load(data.resolve_data_dir(cfg.data_dir))
   cfg = cfg.with_train_steps(mnist.train.size)
@@ -200,9 +221,15 @@ def run(cfg):
       'examples_per_sec': speed.examples_per_sec,
       'wall_time_secs': round(time.time() - started, 1),
       'job_dir': cfg.job_dir,
+      'trial': cloud.trial_id(),
       'config': jobdir.config_dict(cfg),
   }
+  published = cloud.publish_model(results['best_export_dir'] or
+                                  results['export_dir'])
+  if published:
+    logging.info('copied the best SavedModel to %s', published)
   export.write_results(cfg.job_dir, results)
+  cloud.report_metric(results)
   return results
 
 

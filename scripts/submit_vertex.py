@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Runs the training image as a Vertex AI custom job or tuning job.
+
+  scripts/submit_vertex.py --bucket B --region R --image-uri URI
+      [--job-name N] [--tuning] [--spec FILE] [--dry-run] [-- TRAINER_ARGS]
+
+Fills in configs/vertex/gpu.yaml (or tuning.yaml with --tuning) with the
+image, gs://B/jobs/N as the base output directory and TRAINER_ARGS, then
+runs `gcloud ai custom-jobs create` (or `gcloud ai hp-tuning-jobs create`).
+The trainer writes to $AIP_CHECKPOINT_DIR and copies the best SavedModel to
+$AIP_MODEL_DIR, both under gs://B/jobs/N/ (per trial: gs://B/jobs/N/<id>/).
+"""
+
+import json
+import os
+import string
+import tempfile
+
+import cloudcmd
+
+SPECS = os.path.join(cloudcmd.ROOT, 'configs', 'vertex')
+
+
+def render(spec_path, image, output_dir, trainer_args):
+  """The spec with its placeholders filled in; JSON values are valid YAML."""
+  with open(spec_path) as f:
+    template = string.Template(f.read())
+  try:
+    return template.substitute(IMAGE_URI=json.dumps(image),
+                               OUTPUT_DIR=json.dumps(output_dir),
+                               TRAINER_ARGS=json.dumps(trainer_args))
+  except (KeyError, ValueError) as e:
+    cloudcmd.fail(f'--spec {spec_path} has an unknown placeholder ({e}); '
+                  'use IMAGE_URI, OUTPUT_DIR and TRAINER_ARGS')
+
+
+def main():
+  p = cloudcmd.parser(__doc__)
+  cloudcmd.add_job_flags(p)
+  p.add_argument('--image-uri', help='training image (default: $IMAGE_URI; '
+                 'see scripts/build_image.py)')
+  p.add_argument('--tuning', action='store_true',
+                 help='a hyperparameter tuning job (configs/vertex/'
+                 'tuning.yaml) instead of one training run')
+  p.add_argument('--spec', help='the job spec template (default: '
+                 'configs/vertex/gpu.yaml, or tuning.yaml with --tuning)')
+  args = p.parse_args()
+  bucket = cloudcmd.bucket(args.bucket)
+  region = cloudcmd.setting(args.region, '--region', 'REGION', 'us-central1')
+  image = cloudcmd.image_uri(args.image_uri)
+  name = cloudcmd.job_name(args.job_name)
+  spec = args.spec or os.path.join(
+      SPECS, 'tuning.yaml' if args.tuning else 'gpu.yaml')
+  if not os.path.isfile(spec):
+    cloudcmd.fail(f'--spec {spec} does not exist; give a YAML template such '
+                  'as configs/vertex/gpu.yaml')
+  rendered = render(spec, image, f'gs://{bucket}/jobs/{name}',
+                    args.trainer_args)
+  cloudcmd.tool('gcloud', args.dry_run, cloudcmd.GCLOUD_HINT)
+  kind = 'hp-tuning-jobs' if args.tuning else 'custom-jobs'
+  with tempfile.TemporaryDirectory() as folder:
+    config = os.path.join(folder, f'{name}.yaml')
+    with open(config, 'w') as f:
+      f.write(rendered)
+    cmd = ['gcloud', 'ai', kind, 'create', '--region', region,
+           '--display-name', name, '--config', config]
+    if args.dry_run:
+      print(f'# {config}:\n{rendered}', end='')
+    cloudcmd.run(cmd, args.dry_run)
+
+
+if __name__ == '__main__':
+  main()

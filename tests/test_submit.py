@@ -1,0 +1,210 @@
+"""The Google Cloud scripts, with a fake gcloud and docker that record argv.
+
+Also `gcloud ai-platform local train` for real, where gcloud is installed.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from test_task import last_json
+from test_task import ROOT
+from test_task import SMALL
+
+SCRIPTS = os.path.join(ROOT, 'scripts')
+IMAGE = 'us-central1-docker.pkg.dev/proj/repo/mnist-trainer:v1'
+
+FAKE = f'''#!{sys.executable}
+import json, os, sys
+argv = sys.argv[1:]
+record = {{'tool': os.path.basename(sys.argv[0]), 'argv': argv}}
+if '--config' in argv:
+  with open(argv[argv.index('--config') + 1]) as f:
+    record['config'] = f.read()
+with open(os.environ['FAKE_LOG'], 'a') as f:
+  f.write(json.dumps(record) + '\\n')
+'''
+
+
+@pytest.fixture
+def fake_tools(tmp_path):
+  """A PATH whose gcloud and docker only record how they were called."""
+  bin_dir = tmp_path / 'bin'
+  bin_dir.mkdir()
+  for tool in ('gcloud', 'docker'):
+    (bin_dir / tool).write_text(FAKE)
+    (bin_dir / tool).chmod(0o755)
+  log = tmp_path / 'calls.jsonl'
+
+  def calls():
+    if not log.exists():
+      return []
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+  return {'PATH': str(bin_dir), 'FAKE_LOG': str(log)}, calls
+
+
+def script(name, *args, env):
+  full_env = {k: v for k, v in os.environ.items()
+              if k not in ('BUCKET', 'REGION', 'IMAGE_URI')}
+  full_env.update(env)
+  return subprocess.run([sys.executable, os.path.join(SCRIPTS, name), *args],
+                        env=full_env, capture_output=True, text=True,
+                        timeout=60, check=False)
+
+
+def ok(result):
+  assert result.returncode == 0, result.stderr
+  return result
+
+
+def test_ai_platform_submission(fake_tools):
+  env, calls = fake_tools
+  result = ok(script('submit_ai_platform.py', '--job-name', 'mnist_1',
+                     '--stream-logs', '--', '--data-dir', 'gs://my-bkt/mnist',
+                     env=dict(env, BUCKET='my-bkt', REGION='us-central1')))
+  command = [
+      'ai-platform', 'jobs', 'submit', 'training', 'mnist_1',
+      '--region', 'us-central1', '--config', os.path.join(ROOT, 'config.yaml'),
+      '--job-dir', 'gs://my-bkt/jobs/mnist_1',
+      '--package-path', os.path.join(ROOT, 'trainer'),
+      '--module-name', 'trainer.task', '--runtime-version', '2.11',
+      '--python-version', '3.7', '--stream-logs', '--', '--data-dir',
+      'gs://my-bkt/mnist']
+  assert [c['argv'] for c in calls()] == [command]
+  assert result.stdout.startswith('+ gcloud ai-platform jobs submit training')
+
+
+def test_ai_platform_submission_of_the_container(fake_tools):
+  env, calls = fake_tools
+  ok(script('submit_ai_platform.py', '--bucket', 'gs://my-bkt/', '--region',
+            'europe-west4', '--image-uri', IMAGE, '--config',
+            os.path.join(ROOT, 'configs', 'ai-platform', 'cpu.yaml'),
+            env=env))
+  argv, = [c['argv'] for c in calls()]
+  assert argv[argv.index('--master-image-uri') + 1] == IMAGE
+  assert '--package-path' not in argv and '--runtime-version' not in argv
+  assert argv[argv.index('--job-dir') + 1].startswith('gs://my-bkt/jobs/mnist_')
+  assert 'trainingInput' in yaml.safe_load(calls()[0]['config'])
+
+
+def test_dry_run_needs_no_gcloud(tmp_path):
+  result = ok(script('submit_ai_platform.py', '--dry-run', '--job-name', 'j1',
+                     env={'PATH': str(tmp_path), 'BUCKET': 'my-bkt',
+                          'REGION': 'us-central1'}))
+  assert result.stdout.startswith(
+      '+ gcloud ai-platform jobs submit training j1 --region us-central1')
+
+
+@pytest.mark.parametrize('name, args, env, message', [
+    ('submit_ai_platform.py', [], {'REGION': 'r1'},
+     'no bucket given: pass --bucket my-bucket or set BUCKET'),
+    ('submit_ai_platform.py', ['--bucket', 'my-bkt'], {},
+     'no region given: pass --region us-central1 or set REGION'),
+    ('submit_ai_platform.py', ['--bucket', 'My Bucket', '--region', 'r1'], {},
+     '--bucket My Bucket is not a bucket name'),
+    ('submit_ai_platform.py', ['--job-name', '1-job'],
+     {'BUCKET': 'my-bkt', 'REGION': 'r1'}, '--job-name 1-job is not allowed'),
+    ('submit_ai_platform.py', ['--config', 'nope.yaml'],
+     {'BUCKET': 'my-bkt', 'REGION': 'r1'}, '--config nope.yaml does not exist'),
+    ('submit_ai_platform.py', [], {'BUCKET': 'my-bkt', 'REGION': 'r1',
+                                   'PATH': '/nonexistent'},
+     'gcloud is not on PATH; install the Google Cloud CLI'),
+    ('submit_vertex.py', [], {'BUCKET': 'my-bkt', 'REGION': 'r1'},
+     'no image-uri given: pass --image-uri'),
+    ('build_image.py', [], {}, 'no image-uri given: pass --image-uri'),
+    ('build_image.py', ['--image-uri', IMAGE], {'PATH': '/nonexistent'},
+     'docker is not on PATH; install Docker or pass --cloud-build'),
+])
+def test_bad_input_fails_in_one_line_and_runs_nothing(fake_tools, name, args,
+                                                      env, message):
+  fake_env, calls = fake_tools
+  result = script(name, *args, env=dict(fake_env, **env))
+  assert result.returncode != 0
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith('error: '), result.stderr
+  assert message in lines[0]
+  assert not calls()
+
+
+@pytest.mark.parametrize('tuning', [False, True])
+def test_vertex_job_spec_is_filled_in(fake_tools, tuning):
+  env, calls = fake_tools
+  flags = ['--tuning'] if tuning else []
+  ok(script('submit_vertex.py', '--job-name', 'mnist_2', *flags, '--',
+            '--data-dir', 'gs://my-bkt/mnist', '--num-epochs', '10',
+            env=dict(env, BUCKET='my-bkt', REGION='us-central1',
+                     IMAGE_URI=IMAGE)))
+  call, = calls()
+  argv = call['argv']
+  assert argv[:4] == ['ai', 'hp-tuning-jobs' if tuning else 'custom-jobs',
+                      'create', '--region']
+  assert argv[argv.index('--display-name') + 1] == 'mnist_2'
+  spec = yaml.safe_load(call['config'])
+  job = spec['trialJobSpec'] if tuning else spec
+  pool, = job['workerPoolSpecs']
+  assert pool['containerSpec'] == {
+      'imageUri': IMAGE,
+      'args': ['--data-dir', 'gs://my-bkt/mnist', '--num-epochs', '10']}
+  assert pool['machineSpec']['acceleratorType'] == 'NVIDIA_TESLA_T4'
+  assert job['baseOutputDirectory'] == {
+      'outputUriPrefix': 'gs://my-bkt/jobs/mnist_2'}
+  assert ('studySpec' in spec) == tuning
+
+
+def test_vertex_dry_run_prints_the_spec(tmp_path):
+  result = ok(script('submit_vertex.py', '--dry-run', '--image-uri', IMAGE,
+                     env={'PATH': str(tmp_path), 'BUCKET': 'my-bkt',
+                          'REGION': 'us-central1'}))
+  spec = yaml.safe_load(result.stdout.split('\n+ gcloud')[0])
+  assert spec['workerPoolSpecs'][0]['containerSpec']['imageUri'] == IMAGE
+  assert '+ gcloud ai custom-jobs create --region us-central1' in result.stdout
+
+
+@pytest.mark.parametrize('cloud_build', [False, True])
+def test_build_image(fake_tools, cloud_build):
+  env, calls = fake_tools
+  ok(script('build_image.py', *(['--cloud-build'] if cloud_build else []),
+            env=dict(env, IMAGE_URI=IMAGE)))
+  if cloud_build:
+    assert [(c['tool'], c['argv']) for c in calls()] == [
+        ('gcloud', ['builds', 'submit', '--tag', IMAGE, ROOT])]
+  else:
+    assert [(c['tool'], c['argv']) for c in calls()] == [
+        ('docker', ['build', '--tag', IMAGE, ROOT]),
+        ('docker', ['push', IMAGE])]
+
+
+def test_dockerfile_runs_the_trainer_on_tf_2_15():
+  with open(os.path.join(ROOT, 'Dockerfile')) as f:
+    dockerfile = f.read()
+  assert 'FROM tensorflow/tensorflow:2.15.0-gpu' in dockerfile
+  assert 'ENTRYPOINT ["python", "-m", "trainer.task"]' in dockerfile
+  with open(os.path.join(ROOT, '.dockerignore')) as f:
+    assert f.read().splitlines()[1:5] == [
+        '*', '!requirements.txt', '!setup.py', '!trainer/']
+
+
+@pytest.mark.skipif(shutil.which('gcloud') is None,
+                    reason='the Google Cloud CLI is not installed')
+def test_gcloud_ai_platform_local_train(mnist_dir, tmp_path):
+  """The real `gcloud ai-platform local train`: its TF_CONFIG and --job-dir."""
+  env = dict(os.environ, CLOUDSDK_CONFIG=str(tmp_path / 'gcloud'),
+             PATH=os.path.dirname(sys.executable) + os.pathsep +
+             os.environ['PATH'])
+  env.pop('MNIST_DATA_DIR', None)
+  job_dir = tmp_path / 'job'
+  result = subprocess.run(
+      ['gcloud', 'ai-platform', 'local', 'train', '--package-path', 'trainer',
+       '--module-name', 'trainer.task', '--job-dir', str(job_dir), '--',
+       '--data-dir', mnist_dir, '--train-steps', '20', *SMALL],
+      cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+      check=False)
+  results = last_json(result)
+  assert results['job_dir'] == str(job_dir) and results['global_step'] == 20
+  assert (job_dir / 'results.json').exists()
