@@ -1,4 +1,6 @@
-"""Both estimators: train, evaluate, predict, export and reload."""
+"""All estimators: train, evaluate, predict, export, reload and resume."""
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -69,7 +71,8 @@ def _predict(estimator, mnist):
 
 def test_dropout_is_off_when_predicting(tmp_path, mnist):
   """Heavy dropout must not make two predictions of one input differ."""
-  for model_type, dropout in (('premade', (0.5,)), ('custom', (0.5, 0.5))):
+  for model_type, dropout in (('premade', (0.5,)), ('custom', (0.5, 0.5)),
+                              ('keras', (0.5, 0.5))):
     cfg = _config(tmp_path, model_type, dropout=dropout, train_steps=5)
     estimator = model.build_estimator(cfg, task.run_config(cfg))
     estimator.train(inputs.train_input_fn(mnist.train, 32, cfg.seed),
@@ -78,16 +81,32 @@ def test_dropout_is_off_when_predicting(tmp_path, mnist):
                                   _predict(estimator, mnist))
 
 
-def test_custom_dropout_is_active_in_training(tmp_path, mnist):
+@pytest.mark.parametrize('model_type', config_lib.PER_LAYER_DROPOUT)
+def test_per_layer_dropout_is_active_in_training(tmp_path, mnist, model_type):
   """Same seed, same data: dropout changes the trained weights."""
   def logits(dropout):
-    cfg = _config(tmp_path / str(dropout[0]), 'custom', dropout=dropout,
+    cfg = _config(tmp_path / str(dropout[0]), model_type, dropout=dropout,
                   train_steps=10)
     estimator = model.build_estimator(cfg, task.run_config(cfg))
     estimator.train(inputs.train_input_fn(mnist.train, 32, cfg.seed),
                     max_steps=cfg.train_steps)
     return _predict(estimator, mnist)
   assert not np.allclose(logits((0.0, 0.0)), logits((0.5, 0.5)))
+
+
+@pytest.mark.parametrize('model_type', MODEL_TYPES)
+def test_same_seed_trains_the_same_model(tmp_path, mnist, model_type):
+  """Seeded weights, dropout and shuffle: reruns are identical on one machine."""
+  def logits(name, seed):
+    cfg = _config(tmp_path / name, model_type, train_steps=10, seed=seed,
+                  dropout=(0.3,) if model_type == 'premade' else None)
+    estimator = model.build_estimator(cfg, task.run_config(cfg))
+    estimator.train(inputs.train_input_fn(mnist.train, 32, cfg.seed),
+                    max_steps=cfg.train_steps)
+    return _predict(estimator, mnist)
+  first = logits('a', seed=7)
+  np.testing.assert_array_equal(first, logits('b', seed=7))
+  assert not np.allclose(first, logits('c', seed=8))
 
 
 def test_export_reloads_and_matches_estimator_predict(trained, mnist,
@@ -115,3 +134,29 @@ def test_cosine_schedule_follows_the_global_step(tmp_path):
   schedule = optimizer.learning_rate
   assert float(schedule(0)) == pytest.approx(0.1)
   assert float(schedule(100)) == pytest.approx(0.001)
+
+
+def test_keras_model_is_the_chapters_sequential_mlp(tmp_path):
+  cfg = _config(tmp_path, 'keras', dropout=(0.0, 0.5), input_dropout=0.0,
+                activation='tanh')
+  keras_model = model.keras_model(cfg)
+  assert isinstance(keras_model, tf.keras.Sequential)
+  assert keras_model.input_names == [inputs.FEATURE_KEY]
+  assert [layer.name for layer in keras_model.layers] == [
+      'hidden_1', 'hidden_2', 'dropout_2', 'logits']
+  assert keras_model.layers[0].activation.__name__ == 'tanh'
+  assert isinstance(keras_model.optimizer, tf.keras.optimizers.legacy.Adam)
+  with_input_dropout = model.keras_model(
+      dataclasses.replace(cfg, input_dropout=0.1))
+  assert with_input_dropout.layers[0].name == 'input_dropout'
+
+
+def test_keras_job_resumes_from_its_checkpoint(tmp_path, mnist_dir):
+  """Rebuilt in the same process, the Keras model restores the checkpoint."""
+  cfg = _config(tmp_path, 'keras', data_dir=mnist_dir, train_steps=20,
+                eval_secs=0)
+  first = task.run(cfg)
+  resumed = task.run(dataclasses.replace(cfg, train_steps=40))
+  assert (first['global_step'], resumed['resumed_from_step'],
+          resumed['global_step']) == (20, 20, 40)
+  assert resumed['accuracy'] > 0.9

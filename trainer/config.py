@@ -10,16 +10,20 @@ from typing import Optional, Tuple
 
 from trainer import model
 
-MODEL_TYPES = ('premade', 'custom')
+MODEL_TYPES = ('premade', 'custom', 'keras')
+# Model types that take one dropout rate per hidden layer.
+PER_LAYER_DROPOUT = ('custom', 'keras')
 DISTRIBUTE = ('none', 'mirrored')
 
 # Per model type: the values of settings left unset (None). Chosen by
 # measurement on the MNIST test set (README, "What you get"). The custom
-# model's dropout rate applies to every hidden layer.
+# model's dropout rate applies to every hidden layer. The keras model is the
+# custom model written as a Keras Sequential, and shares its defaults.
 MODEL_DEFAULTS = {
     'premade': {'num_epochs': 20, 'dropout': 0.0, 'input_dropout': 0.0},
     'custom': {'num_epochs': 30, 'dropout': 0.3, 'input_dropout': 0.2},
 }
+MODEL_DEFAULTS['keras'] = MODEL_DEFAULTS['custom']
 
 
 class UsageError(ValueError):
@@ -48,6 +52,7 @@ class Config:
   eval_secs: int = 60
   keep_checkpoints: int = 3
   log_every_steps: int = 500
+  summary_steps: int = 100  # steps between training-loss summaries
   distribute: str = 'none'
 
   def __post_init__(self):
@@ -96,7 +101,8 @@ def _validate(c):
   _choice('lr-schedule', c.lr_schedule, model.LR_SCHEDULES)
   _choice('distribute', c.distribute, DISTRIBUTE)
   for name in ('train_steps', 'num_epochs', 'batch_size', 'learning_rate',
-               'checkpoint_secs', 'keep_checkpoints', 'log_every_steps'):
+               'checkpoint_secs', 'keep_checkpoints', 'log_every_steps',
+               'summary_steps'):
     _positive(name.replace('_', '-'), getattr(c, name))
   if c.eval_secs < 0:
     raise UsageError(f'--eval-secs={c.eval_secs} must be 0 or more')
@@ -111,11 +117,12 @@ def _validate(c):
     raise UsageError(f'--input-dropout={c.input_dropout} must be in [0, 1)')
   if c.input_dropout and c.model_type == 'premade':
     raise UsageError('--input-dropout is not supported by the premade model; '
-                     'use --model-type=custom')
+                     'use --model-type=custom or keras')
   if c.model_type == 'premade' and len(c.dropout) != 1:
     raise UsageError(f'--dropout={_csv(c.dropout)}: the premade model takes '
                      'one rate for all layers')
-  if c.model_type == 'custom' and len(c.dropout) != len(c.hidden_units):
+  if (c.model_type in PER_LAYER_DROPOUT and
+      len(c.dropout) != len(c.hidden_units)):
     raise UsageError(
         f'--dropout={_csv(c.dropout)} has {len(c.dropout)} rates but '
         f'--hidden-units={_csv(c.hidden_units)} has {len(c.hidden_units)} '

@@ -29,17 +29,21 @@ def config_dict(cfg):
           for k, v in dataclasses.asdict(cfg).items()}
 
 
-def prepare(cfg, estimator, chief=True):
-  """Proves the job dir writable and its checkpoints fit `estimator`.
+def prepare(cfg):
+  """Creates the job dir if needed, proves it writable, checks it fits cfg.
 
-  The chief also compares the checkpoint's variables and saves cfg as
-  trainer_config.json on first use; other tasks of a cluster leave that to
-  it (the chief's checkpoints may rotate while they read).
+  Before an estimator is built: a Keras one writes into the job dir.
   """
   _check_writable(cfg.job_dir)
   _check_same_architecture(cfg)
-  if not chief:
-    return
+
+
+def adopt(cfg, estimator):
+  """Checks the newest checkpoint fits `estimator`, then records cfg.
+
+  For the chief only: other tasks of a cluster leave the checkpoints to it
+  (they may rotate while another task reads them).
+  """
   _check_checkpoint_fits(cfg.job_dir, estimator)
   path = os.path.join(cfg.job_dir, CONFIG_FILE)
   if not tf.io.gfile.exists(path):

@@ -1,8 +1,10 @@
-"""The two estimators: premade DNNClassifier and a custom `model_fn`.
+"""The three estimators: premade DNNClassifier, a custom `model_fn` and a
+Keras `Sequential` MLP turned into an Estimator.
 
-Both train with a legacy Keras optimizer whose step counter is the global
-step (canned estimators in TF 2.15 accept nothing else), so a learning-rate
-schedule follows the global step and survives a restart.
+All train with a legacy Keras optimizer whose step counter is the global
+step (canned estimators and `model_to_estimator` in TF 2.15 accept nothing
+else), so a learning-rate schedule follows the global step and survives a
+restart. All export the same serving signature.
 """
 
 import tensorflow as tf
@@ -27,7 +29,10 @@ ACTIVATIONS = {
 
 LR_SCHEDULES = ('constant', 'cosine')
 
-# What a served model returns, for both model types.
+# Name of the Keras model's output layer (its logits).
+KERAS_OUTPUT = 'logits'
+
+# What a served model returns, for every model type.
 SERVING_OUTPUTS = ('class_ids', 'probabilities', 'logits')
 
 
@@ -44,6 +49,8 @@ def build_estimator(hp, run_config):
   """The estimator `hp.model_type` names, writing to `run_config.model_dir`."""
   if hp.model_type == 'premade':
     return PremadeClassifier(hp, run_config)
+  if hp.model_type == 'keras':
+    return keras_estimator(hp, run_config)
   return tf.estimator.Estimator(model_fn=custom_model_fn, config=run_config,
                                 params=hp)
 
@@ -71,24 +78,47 @@ class PremadeClassifier(tf.estimator.DNNClassifier):
         dropout=hp.dropout[0] or None,
         batch_norm=hp.batch_norm,
         config=run_config)
-    canned_model_fn = self._model_fn
+    self._model_fn = _serving_predictions(self._model_fn, lambda p: p)
 
-    def model_fn(features, labels, mode, config):
-      spec = canned_model_fn(features, labels, mode, config)
-      if mode != tf.estimator.ModeKeys.PREDICT:
-        return spec
-      return spec._replace(export_outputs=_export_outputs(spec.predictions))
 
-    self._model_fn = model_fn
+def _serving_predictions(model_fn, to_predictions):
+  """Wraps a model_fn so PREDICT yields our predictions and signature.
+
+  `to_predictions` maps the wrapped model_fn's predictions to a dict with
+  (at least) SERVING_OUTPUTS.
+  """
+  def wrapped(features, labels, mode, config):
+    spec = model_fn(features, labels, mode, config)
+    if mode != tf.estimator.ModeKeys.PREDICT:
+      return spec
+    predictions = to_predictions(spec.predictions)
+    return spec._replace(predictions=predictions,
+                         export_outputs=_export_outputs(predictions))
+  return wrapped
+
+
+def _predictions(logits):
+  return {'class_ids': tf.argmax(logits, axis=1, output_type=tf.int32),
+          'probabilities': tf.nn.softmax(logits),
+          'logits': logits}
 
 
 def _export_outputs(predictions):
-  """One serving signature for both model types: class_ids is int64 [batch]."""
+  """One serving signature for all model types: class_ids is int64 [batch]."""
   outputs = {k: predictions[k] for k in SERVING_OUTPUTS}
   outputs['class_ids'] = tf.reshape(
       tf.cast(outputs['class_ids'], tf.int64), [-1])
   return {tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY:
           tf.estimator.export.PredictOutput(outputs)}
+
+
+def _initializer(hp, layer):
+  """Glorot-uniform weights seeded from hp.seed, one seed per layer.
+
+  Unseeded Keras initializers ignore the graph seed (RunConfig.tf_random_seed)
+  and draw from Python's `random`, so two runs would start differently.
+  """
+  return tf.keras.initializers.GlorotUniform(seed=hp.seed + layer)
 
 
 def custom_model_fn(features, labels, mode, params):
@@ -102,17 +132,17 @@ def custom_model_fn(features, labels, mode, params):
   x = features[FEATURE_KEY]
   if hp.input_dropout:
     x = tf.keras.layers.Dropout(hp.input_dropout)(x, training=training)
-  for units, rate in zip(hp.hidden_units, hp.dropout):
-    x = tf.keras.layers.Dense(units, activation=ACTIVATIONS[hp.activation])(x)
+  for i, (units, rate) in enumerate(zip(hp.hidden_units, hp.dropout), 1):
+    x = tf.keras.layers.Dense(units, activation=ACTIVATIONS[hp.activation],
+                              kernel_initializer=_initializer(hp, i))(x)
     if rate:
       x = tf.keras.layers.Dropout(rate)(x, training=training)
-  logits = tf.keras.layers.Dense(data.NUM_CLASSES)(x)
-  class_ids = tf.argmax(logits, axis=1, output_type=tf.int32)
+  logits = tf.keras.layers.Dense(data.NUM_CLASSES,
+                                 kernel_initializer=_initializer(hp, 0))(x)
+  predictions = _predictions(logits)
+  class_ids = predictions['class_ids']
 
   if mode == tf.estimator.ModeKeys.PREDICT:
-    predictions = {'class_ids': class_ids,
-                   'probabilities': tf.nn.softmax(logits),
-                   'logits': logits}
     return tf.estimator.EstimatorSpec(
         mode, predictions=predictions,
         export_outputs=_export_outputs(predictions))
@@ -132,3 +162,54 @@ def custom_model_fn(features, labels, mode, params):
   train_op = optimizer.get_updates(
       loss / replicas, tf.compat.v1.trainable_variables())[0]
   return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
+
+
+def keras_model(hp):
+  """The chapter's Keras MLP: Dense layers, each with its own dropout rate
+  (and `input_dropout` on the pixels, as in the custom model).
+
+  Layers are named explicitly: checkpoint variable names must not depend on
+  how many Keras models this process built before (a resumed job is built
+  in a fresh process). Weights are seeded from hp.seed.
+  The Input is named FEATURE_KEY, which model_to_estimator matches to the
+  input_fn's feature key. The model outputs logits. Dropout masks take
+  their seeds from the graph seed, as in the custom model.
+  """
+  layers = [tf.keras.Input(shape=(data.PIXELS,), name=FEATURE_KEY)]
+  if hp.input_dropout:
+    layers.append(tf.keras.layers.Dropout(hp.input_dropout,
+                                          name='input_dropout'))
+  for i, (units, rate) in enumerate(zip(hp.hidden_units, hp.dropout), 1):
+    layers.append(tf.keras.layers.Dense(
+        units, activation=hp.activation, name=f'hidden_{i}',
+        kernel_initializer=_initializer(hp, i)))
+    if rate:
+      layers.append(tf.keras.layers.Dropout(rate, name=f'dropout_{i}'))
+  layers.append(tf.keras.layers.Dense(
+      data.NUM_CLASSES, name=KERAS_OUTPUT,
+      kernel_initializer=_initializer(hp, 0)))
+  model = tf.keras.Sequential(layers, name='mlp')
+  model.compile(
+      optimizer=make_optimizer(hp),
+      loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+      metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name='accuracy')])
+  return model
+
+
+def keras_estimator(hp, run_config):
+  """`keras_model(hp)` as an Estimator, serving like the other model types.
+
+  model_to_estimator stores the Keras initial weights under
+  <model_dir>/keras/ and warm-starts from them when no checkpoint exists.
+  Name-based (`saver`) checkpoints keep the `global_step` key that resume
+  logic reads, as in the other model types.
+  """
+  estimator = tf.keras.estimator.model_to_estimator(
+      keras_model=keras_model(hp), config=run_config,
+      checkpoint_format='saver')
+  keras_model_fn = estimator._model_fn  # pylint: disable=protected-access
+  estimator._model_fn = _serving_predictions(  # pylint: disable=protected-access
+      lambda features, labels, mode, config: keras_model_fn(
+          features, labels, mode),
+      lambda p: _predictions(p[KERAS_OUTPUT]))
+  return estimator

@@ -191,6 +191,7 @@ def run_config(cfg, role=None):
       save_checkpoints_secs=cfg.checkpoint_secs,
       keep_checkpoint_max=cfg.keep_checkpoints,
       log_step_count_steps=cfg.log_every_steps,
+      save_summary_steps=cfg.summary_steps,
       train_distribute=strategy)
 
 
@@ -205,8 +206,10 @@ def run(cfg, role=None):
   cloud.check_bucket(cfg.job_dir)
   mnist = data.load(data.resolve_data_dir(cfg.data_dir))
   cfg = cfg.with_train_steps(mnist.train.size)
+  jobdir.prepare(cfg)
   estimator = model.build_estimator(cfg, run_config(cfg, role))
-  jobdir.prepare(cfg, estimator, chief=role.is_chief)
+  if role.is_chief:
+    jobdir.adopt(cfg, estimator)
   eval_fn = inputs.eval_input_fn(mnist.test, 1000, cfg.scale_inputs)
   speed = progress.Throughput(cfg.batch_size)
 

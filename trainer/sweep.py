@@ -1,0 +1,482 @@
+"""`python -m trainer.sweep`: rerun the chapter's experiments, or a grid.
+
+Every distinct setting trains once, through `trainer.task.run`, in its own
+job dir <sweep-dir>/runs/<id>, where the id spells the settings. A run whose
+results.json exists is skipped, so a stopped sweep resumes where it stopped
+(a run cut off half-way resumes from its newest checkpoint). After each run
+the sweep rewrites results.csv and results.md (our accuracy beside the
+chapter's); at the end it draws the charts (`trainer.plots`).
+
+  python -m trainer.sweep --sweep-dir sweeps/chapter --budget reduced
+  python -m trainer.sweep --sweep-dir sweeps/opt --preset optimizer --budget full
+  python -m trainer.sweep --sweep-dir sweeps/lr --grid lr.json --jobs 2
+"""
+
+import os
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import argparse
+import concurrent.futures
+import csv
+import dataclasses
+import datetime
+import hashlib
+import io
+import itertools
+import json
+import math
+import multiprocessing
+import platform
+import sys
+import time
+import warnings
+
+from absl import logging
+import tensorflow as tf
+
+from trainer import chapter
+from trainer import config as config_lib
+from trainer import data
+from trainer import export
+from trainer import task
+
+RUNS_DIR = 'runs'
+CSV_FILE = 'results.csv'
+MARKDOWN_FILE = 'results.md'
+# --budget: the most epochs one run trains (None: the chapter's own budget).
+# 10 keeps the chapter's 10-epoch rows whole and cuts its 300-epoch ones.
+BUDGETS = {'reduced': 10, 'full': None}
+# Sweep runs checkpoint, and so evaluate, this often: test-accuracy curves.
+CHECKPOINT_SECS = 20
+# Settings that change how a run is watched, not what it learns.
+_OPERATIONAL = ('job_dir', 'data_dir', 'checkpoint_secs', 'eval_secs',
+                'keep_checkpoints', 'log_every_steps', 'summary_steps')
+COLUMNS = ('group', 'label', 'chapter_budget', 'budget',
+           'chapter_accuracy_pct', 'accuracy_pct', 'global_step',
+           'examples_per_sec', 'wall_time_secs', 'run', 'model_type',
+           'hidden_units', 'activation', 'scale_inputs', 'optimizer',
+           'learning_rate', 'lr_schedule', 'batch_size', 'dropout', 'seed',
+           'note')
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One row of the results: an experiment and the config that trains it."""
+  experiment: chapter.Experiment
+  config: config_lib.Config  # job_dir set, budget applied
+  chapter_budget: str
+  steps: int
+
+  @property
+  def examples(self):
+    return self.steps * self.config.batch_size
+
+
+def experiments_for(presets, grid_path=None):
+  """The chapter's experiments of the named groups, then a grid file's."""
+  found = []
+  for name in presets:
+    if name == 'chapter':
+      found.extend(chapter.EXPERIMENTS)
+    elif name in chapter.GROUPS:
+      found.extend(chapter.group(name))
+    else:
+      raise config_lib.UsageError(
+          f'--preset={name} is not a preset; choose chapter or one of '
+          f'{", ".join(chapter.GROUPS)}')
+  if grid_path:
+    found.extend(load_grid(grid_path))
+  return found
+
+
+def load_grid(path):
+  """Experiments from a JSON grid file: every combination of its values.
+
+  {"name": "lr", "base": {"model_type": "keras", "num_epochs": 3},
+   "grid": {"optimizer": ["sgd", "adam"], "learning_rate": [0.01, 0.001]}}
+  """
+  try:
+    with tf.io.gfile.GFile(path) as f:
+      spec = json.load(f)
+    name = spec.get('name') or os.path.splitext(os.path.basename(path))[0]
+    base, grid = spec.get('base', {}), spec.get('grid', {})
+    keys = list(grid)
+    rows = [dict(zip(keys, values))
+            for values in itertools.product(*(grid[k] for k in keys))]
+  except (tf.errors.OpError, ValueError, AttributeError, TypeError) as e:
+    raise config_lib.UsageError(
+        f'--grid {path} is not a readable grid file ({e}); see '
+        '`python -m trainer.sweep --help` for the format') from None
+  return [chapter.Experiment(name, _label(row) or name, {**base, **row})
+          for row in rows]
+
+
+def _label(row):
+  return ', '.join(
+      f'{k}={",".join(map(str, v)) if isinstance(v, list) else v}'
+      for k, v in row.items())
+
+
+def plan(experiments, sweep_dir, data_dir, train_size, max_epochs=None,
+         seed=None):
+  """A Run per experiment; equal settings share one job dir."""
+  runs = []
+  for e in experiments:
+    settings = dict(e.settings, **({} if seed is None else {'seed': seed}))
+    try:
+      cfg = config_lib.Config(job_dir=sweep_dir, data_dir=data_dir, **settings)
+    except TypeError as err:
+      raise config_lib.UsageError(
+          f'experiment {e.group}: {e.label}: {err}; settings are the fields '
+          'of trainer.config.Config') from None
+    chapter_budget = _budget(cfg)
+    cfg = _within_budget(cfg, max_epochs, train_size)
+    steps = cfg.with_train_steps(train_size).train_steps
+    cfg = dataclasses.replace(
+        cfg, job_dir=os.path.join(sweep_dir, RUNS_DIR, run_id(cfg)),
+        checkpoint_secs=CHECKPOINT_SECS, eval_secs=0,
+        log_every_steps=max(1, steps // 10),
+        summary_steps=max(1, steps // 100))
+    runs.append(Run(e, cfg, chapter_budget, steps))
+  return runs
+
+
+def _within_budget(cfg, max_epochs, train_size):
+  if max_epochs is None:
+    return cfg
+  if cfg.train_steps:
+    most = math.ceil(max_epochs * train_size / cfg.batch_size)
+    return dataclasses.replace(cfg, train_steps=min(cfg.train_steps, most))
+  return dataclasses.replace(cfg, num_epochs=min(cfg.num_epochs, max_epochs))
+
+
+def _budget(cfg):
+  if cfg.train_steps:
+    return _count(cfg.train_steps, 'step')
+  return _count(cfg.num_epochs, 'epoch')
+
+
+def _count(number, noun):
+  text = f'{number:,.0f}' if number == int(number) else f'{number:g}'
+  return f'{text} {noun}{"s" * (number != 1)}'
+
+
+def run_id(cfg):
+  """A job dir name that reads as the settings and differs when they do.
+
+  The digest covers the settings that differ from the model type's
+  defaults, so a setting added to Config later leaves existing run ids (and
+  finished sweeps) as they are.
+  """
+  defaults = config_lib.Config(job_dir=cfg.job_dir, model_type=cfg.model_type)
+  learned = {f.name: getattr(cfg, f.name)
+             for f in dataclasses.fields(cfg)
+             if f.name not in _OPERATIONAL and
+             getattr(cfg, f.name) != getattr(defaults, f.name)}
+  digest = hashlib.sha1(
+      json.dumps(learned, sort_keys=True).encode()).hexdigest()[:6]
+  length = (f's{cfg.train_steps}' if cfg.train_steps
+            else f'e{cfg.num_epochs:g}')
+  return '-'.join((
+      cfg.model_type, cfg.activation,
+      'scaled' if cfg.scale_inputs else 'raw',
+      f'{cfg.optimizer}{cfg.learning_rate:g}',
+      'h' + 'x'.join(map(str, cfg.hidden_units)), f'b{cfg.batch_size}',
+      length, digest))
+
+
+def pending(runs):
+  """Distinct runs, in order, whose job dir holds no results.json yet."""
+  seen, todo = set(), []
+  for run in runs:
+    if run.config.job_dir not in seen:
+      seen.add(run.config.job_dir)
+      if export.read_results(run.config.job_dir) is None:
+        todo.append(run)
+  return todo
+
+
+class Progress:
+  """Prints which run starts and ends, and the sweep's ETA.
+
+  The ETA scales the time spent so far by the training examples still to
+  go, so a 300-epoch run weighs 30 times a 10-epoch one.
+  """
+
+  def __init__(self, runs, out=sys.stdout):
+    self._runs = runs
+    self._out = out
+    self._left = sum(r.examples for r in runs)
+    self._done = 0
+    self._finished = 0
+    self._started = time.time()
+
+  def start(self, index, run):
+    e = run.experiment
+    self._print(f'[{index}/{len(self._runs)}] {e.group}: {e.label}, '
+                f'{_budget(run.config)} ({_count(run.steps, "step")}) -> '
+                f'{run.config.job_dir}')
+
+  def finish(self, index, run, outcome):
+    self._finished += 1
+    self._done += run.examples
+    self._left -= run.examples
+    elapsed = time.time() - self._started
+    eta = elapsed / self._done * self._left
+    if isinstance(outcome, Exception):
+      what = f'FAILED: {type(outcome).__name__}: {outcome}'
+    else:
+      what = (f'test accuracy {outcome["accuracy"]:.2%} in '
+              f'{outcome["wall_time_secs"]:.0f} s')
+    self._print(f'[{index}/{len(self._runs)}] {what}; {self._finished} of '
+                f'{len(self._runs)} runs done in {_clock(elapsed)}, '
+                f'eta {_clock(eta)}')
+
+  def _print(self, line):
+    print(line, file=self._out, flush=True)
+
+
+def _clock(seconds):
+  return str(datetime.timedelta(seconds=round(seconds)))
+
+
+def execute(runs, jobs=1, deterministic=False, on_finish=None):
+  """Trains the runs (distinct, unfinished); returns {job_dir: error}."""
+  progress = Progress(runs)
+  failures = {}
+
+  def finished(index, run, outcome):
+    progress.finish(index, run, outcome)
+    if isinstance(outcome, Exception):
+      failures[run.config.job_dir] = outcome
+    if on_finish:
+      on_finish()
+
+  if jobs == 1:
+    _prepare_process(None, deterministic, verbose=True)
+    for index, run in enumerate(runs, 1):
+      progress.start(index, run)
+      try:
+        outcome = task.run(run.config)
+      except Exception as e:  # pylint: disable=broad-except
+        outcome = e  # one bad run must not stop the sweep
+      finished(index, run, outcome)
+    return failures
+
+  threads = max(1, (os.cpu_count() or 1) // jobs)
+  with concurrent.futures.ProcessPoolExecutor(
+      jobs, mp_context=multiprocessing.get_context('spawn'),
+      initializer=_prepare_process,
+      initargs=(threads, deterministic, False)) as pool:
+    futures = {}
+    for index, run in enumerate(runs, 1):
+      progress.start(index, run)
+      futures[pool.submit(task.run, run.config)] = index, run
+    for future in concurrent.futures.as_completed(futures):
+      finished(*futures[future], future.exception() or future.result())
+  return failures
+
+
+def _prepare_process(threads, deterministic, verbose):
+  """Logging, threads and determinism for the process that trains."""
+  if threads:
+    os.environ['TF_NUM_INTRAOP_THREADS'] = str(threads)
+  tf.get_logger().setLevel('ERROR')
+  warnings.filterwarnings('ignore', category=UserWarning, module='keras')
+  logging.use_absl_handler()
+  logging.set_verbosity(logging.INFO if verbose else logging.WARNING)
+  if deterministic:
+    tf.config.experimental.enable_op_determinism()
+
+
+def table_rows(runs, sweep_dir):
+  """One dict per run (COLUMNS), with the results its job dir holds."""
+  for run in runs:
+    e, cfg = run.experiment, run.config
+    results = export.read_results(cfg.job_dir) or {}
+    accuracy = results.get('accuracy')
+    yield {
+        'group': e.group, 'label': e.label,
+        'chapter_budget': run.chapter_budget, 'budget': _budget(cfg),
+        'chapter_accuracy_pct': e.reported,
+        'accuracy_pct': None if accuracy is None else round(100 * accuracy,
+                                                            2),
+        'global_step': results.get('global_step'),
+        'examples_per_sec': _rounded(results.get('examples_per_sec')),
+        'wall_time_secs': results.get('wall_time_secs'),
+        'run': os.path.relpath(cfg.job_dir, sweep_dir),
+        'model_type': cfg.model_type,
+        'hidden_units': ','.join(map(str, cfg.hidden_units)),
+        'activation': cfg.activation, 'scale_inputs': cfg.scale_inputs,
+        'optimizer': cfg.optimizer, 'learning_rate': cfg.learning_rate,
+        'lr_schedule': cfg.lr_schedule, 'batch_size': cfg.batch_size,
+        'dropout': ','.join(map(str, cfg.dropout)), 'seed': cfg.seed,
+        'note': e.note,
+    }
+
+
+def _rounded(value):
+  return None if value is None else round(value)
+
+
+def write_tables(runs, sweep_dir, heading):
+  """Writes results.csv and results.md; returns their paths."""
+  rows = list(table_rows(runs, sweep_dir))
+  text = io.StringIO()
+  writer = csv.DictWriter(text, COLUMNS, lineterminator='\n')
+  writer.writeheader()
+  writer.writerows(rows)
+  paths = (os.path.join(sweep_dir, CSV_FILE),
+           os.path.join(sweep_dir, MARKDOWN_FILE))
+  for path, content in zip(paths, (text.getvalue(),
+                                   markdown(rows, heading))):
+    with tf.io.gfile.GFile(path, 'w') as f:
+      f.write(content)
+  return paths
+
+
+def markdown(rows, heading=''):
+  """The results as a Markdown table, the chapter's number beside ours."""
+  lines = [heading, ''] if heading else []
+  lines += ['| experiment | setting | chapter | chapter\'s budget | ours | '
+            'our budget | run time | note |',
+            '| --- | --- | ---: | --- | ---: | --- | ---: | --- |']
+  for r in rows:
+    chapter_pct = ('–' if r['chapter_accuracy_pct'] is None
+                   else f'{r["chapter_accuracy_pct"]:g}%')
+    ours = ('not run' if r['accuracy_pct'] is None
+            else f'**{r["accuracy_pct"]:.2f}%**')
+    time_ = ('' if r['wall_time_secs'] is None
+             else f'{r["wall_time_secs"]:.0f} s')
+    lines.append(f'| {r["group"]} | {r["label"]} | {chapter_pct} | '
+                 f'{r["chapter_budget"]} | {ours} | {r["budget"]} | {time_} | '
+                 f'{r["note"]} |')
+  return '\n'.join(lines) + '\n'
+
+
+def describe_machine():
+  """e.g. '2 CPU cores (Intel Xeon ...), no GPU, TensorFlow 2.15.1'."""
+  cpu = platform.machine()
+  try:
+    with open('/proc/cpuinfo') as f:
+      cpu = next(line.split(':', 1)[1].strip() for line in f
+                 if line.startswith('model name'))
+  except (OSError, StopIteration):
+    pass
+  gpus = [tf.config.experimental.get_device_details(g).get('device_name', 'GPU')
+          for g in tf.config.list_physical_devices('GPU')]
+  return (f'{os.cpu_count()} CPU cores ({cpu}), '
+          f'{", ".join(gpus) if gpus else "no GPU"}, TensorFlow {tf.__version__}')
+
+
+def _max_epochs(budget):
+  if budget in BUDGETS:
+    return BUDGETS[budget]
+  try:
+    epochs = float(budget)
+  except ValueError:
+    epochs = 0
+  if not epochs > 0:
+    raise config_lib.UsageError(
+        f'--budget={budget} must be reduced, full or a number of epochs')
+  return epochs
+
+
+def parse_args(argv):
+  parser = argparse.ArgumentParser(
+      prog='python -m trainer.sweep',
+      description='Rerun the book chapter\'s MNIST experiments (or a grid) '
+                  'and tabulate our test accuracy beside the chapter\'s.',
+      epilog='A grid file is JSON: {"name": "lr", "base": {"model_type": '
+             '"keras", "num_epochs": 3}, "grid": {"optimizer": ["sgd", '
+             '"adam"], "learning_rate": [0.01, 0.001]}}; keys are the fields '
+             'of trainer.config.Config.')
+  parser.add_argument('--sweep-dir', required=True,
+                      help='folder (or gs://...) for the job dirs, '
+                           'results.csv, results.md and plots/')
+  parser.add_argument('--preset', default=None,
+                      help='comma-separated: chapter (all) or some of '
+                           f'{", ".join(chapter.GROUPS)}; default chapter '
+                           'unless --grid is given')
+  parser.add_argument('--grid', help='JSON grid file (format below)')
+  parser.add_argument('--budget', default='reduced',
+                      help='reduced (at most '
+                           f'{BUDGETS["reduced"]} epochs a run), full (the '
+                           'chapter\'s: up to 300 epochs) or a number of '
+                           'epochs; default %(default)s')
+  parser.add_argument('--jobs', type=int, default=1,
+                      help='runs trained at once, each in its own process')
+  parser.add_argument('--data-dir',
+                      help='MNIST folder; default $MNIST_DATA_DIR, else a '
+                           'one-time download')
+  parser.add_argument('--seed', type=int,
+                      help='seed for every run (default: each run\'s, 42)')
+  parser.add_argument('--deterministic', action='store_true',
+                      help='tf.config.experimental.enable_op_determinism(): '
+                           'needed for identical reruns on a GPU')
+  parser.add_argument('--dry-run', action='store_true',
+                      help='list the runs and exit')
+  parser.add_argument('--no-plots', dest='plots', action='store_false',
+                      help='skip the charts (they need matplotlib)')
+  args = parser.parse_args(argv)
+  if args.jobs < 1:
+    parser.error(f'--jobs={args.jobs} must be 1 or more')
+  return args
+
+
+def _draw_charts(sweep_dir):
+  try:
+    from trainer import plots  # pylint: disable=import-outside-toplevel
+  except ImportError as e:  # a cloud image may lack matplotlib
+    print(f'charts skipped ({e}); install matplotlib and run '
+          f'python -m trainer.plots {sweep_dir}', file=sys.stderr)
+    return
+  for path in plots.write_all(sweep_dir):
+    print(f'chart:   {path}')
+
+
+def main(argv=None):
+  args = parse_args(argv)
+  try:
+    presets = (args.preset.split(',') if args.preset
+               else [] if args.grid else ['chapter'])
+    max_epochs = _max_epochs(args.budget)
+    found = experiments_for(presets, args.grid)
+    data_dir = data.resolve_data_dir(args.data_dir)
+    train_size = data.load(data_dir).train.size
+    runs = plan(found, args.sweep_dir, data_dir, train_size, max_epochs,
+                args.seed)
+  except (config_lib.UsageError, data.DataError) as e:
+    sys.exit(f'error: {e}')
+  todo = pending(runs)
+  distinct = len({r.config.job_dir for r in runs})
+  print(f'{len(runs)} results from {distinct} distinct runs: {len(todo)} to '
+        f'train, {distinct - len(todo)} done before', flush=True)
+  if args.dry_run:
+    progress = Progress(todo)
+    for index, run in enumerate(todo, 1):
+      progress.start(index, run)
+    return 0
+  heading = (f'Budget `{args.budget}`'
+             f'{"" if args.seed is None else f", seed {args.seed}"}'
+             f'{", deterministic ops" if args.deterministic else ""}; '
+             f'{describe_machine()}.')
+  tf.io.gfile.makedirs(args.sweep_dir)
+  write = lambda: write_tables(runs, args.sweep_dir, heading)
+  write()
+  failures = execute(todo, args.jobs, args.deterministic, on_finish=write)
+  csv_path, md_path = write()
+  print(f'results: {csv_path}\n         {md_path}')
+  if args.plots:
+    _draw_charts(args.sweep_dir)
+  if failures:
+    print(f'{len(failures)} runs failed: {", ".join(failures)}',
+          file=sys.stderr)
+    return 1
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
