@@ -20,8 +20,10 @@ DISTRIBUTE = ('none', 'mirrored')
 # model's dropout rate applies to every hidden layer. The keras model is the
 # custom model written as a Keras Sequential, and shares its defaults.
 MODEL_DEFAULTS = {
-    'premade': {'num_epochs': 20, 'dropout': 0.0, 'input_dropout': 0.0},
-    'custom': {'num_epochs': 30, 'dropout': 0.3, 'input_dropout': 0.2},
+    'premade': {'num_epochs': 20, 'batch_size': 128, 'learning_rate': 1e-3,
+                'dropout': 0.0, 'input_dropout': 0.0},
+    'custom': {'num_epochs': 30, 'batch_size': 256, 'learning_rate': 2e-3,
+               'dropout': 0.3, 'input_dropout': 0.2},
 }
 MODEL_DEFAULTS['keras'] = MODEL_DEFAULTS['custom']
 
@@ -37,8 +39,8 @@ class Config:
   model_type: str = 'premade'
   train_steps: Optional[int] = None  # wins over num_epochs when both are set
   num_epochs: Optional[float] = None
-  batch_size: int = 128
-  learning_rate: float = 1e-3
+  batch_size: Optional[int] = None
+  learning_rate: Optional[float] = None
   lr_schedule: str = 'cosine'
   optimizer: str = 'adam'
   activation: str = 'relu'
@@ -64,8 +66,9 @@ class Config:
       layers = 1 if self.model_type == 'premade' else len(hidden_units)
       dropout = (defaults['dropout'],) * layers
     resolved = {'hidden_units': hidden_units, 'dropout': tuple(dropout)}
-    if self.input_dropout is None:
-      resolved['input_dropout'] = defaults['input_dropout']
+    for name in ('input_dropout', 'batch_size', 'learning_rate'):
+      if getattr(self, name) is None:
+        resolved[name] = defaults[name]
     if self.train_steps is None and self.num_epochs is None:
       resolved['num_epochs'] = defaults['num_epochs']
     for name, value in resolved.items():

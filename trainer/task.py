@@ -51,9 +51,12 @@ flags.DEFINE_integer('train_steps', None,
 flags.DEFINE_float('num_epochs', None,
                    'Passes over the training set when --train-steps is not '
                    'given (default: premade 20, custom 30).')
-flags.DEFINE_integer('batch_size', _DEFAULTS.batch_size, 'Training batch size.')
-flags.DEFINE_float('learning_rate', _DEFAULTS.learning_rate,
-                   'Initial learning rate.')
+flags.DEFINE_integer('batch_size', None,
+                     'Training batch size (default: premade 128, custom and '
+                     'keras 256).')
+flags.DEFINE_float('learning_rate', None,
+                   'Initial learning rate (default: premade 0.001, custom and '
+                   'keras 0.002).')
 flags.DEFINE_string('lr_schedule', _DEFAULTS.lr_schedule,
                     f'One of {", ".join(model.LR_SCHEDULES)} (cosine decays '
                     'to 1% of the rate over the training steps).')
