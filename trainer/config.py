@@ -37,7 +37,9 @@ class Config:
   job_dir: str
   data_dir: Optional[str] = None
   model_type: str = 'premade'
-  train_steps: Optional[int] = None  # wins over num_epochs when both are set
+  # Built here directly (a sweep, a test), train_steps wins over num_epochs;
+  # the command line refuses both at once.
+  train_steps: Optional[int] = None
   num_epochs: Optional[float] = None
   batch_size: Optional[int] = None
   learning_rate: Optional[float] = None

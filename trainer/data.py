@@ -12,7 +12,6 @@ import hashlib
 import os
 import struct
 import tempfile
-import urllib.error
 import urllib.request
 import zlib
 

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from trainer import data
 from trainer import inputs
+from trainer import jobdir
 
 EXPORT_DIR = 'export'
 RESULTS_FILE = 'results.json'
@@ -89,8 +90,10 @@ def decode_images(image_bytes):
 
 
 def _higher_accuracy(best_eval_result, current_eval_result):
+  """At least as accurate: BestExporter's first call reads the best result
+  from the event files, which may already hold the current evaluation."""
   return (best_eval_result is None or
-          current_eval_result['accuracy'] > best_eval_result['accuracy'])
+          current_eval_result['accuracy'] >= best_eval_result['accuracy'])
 
 
 def exporters(scale_inputs):
@@ -113,13 +116,7 @@ def newest_export(job_dir, name='latest'):
 
 
 def write_results(job_dir, results):
-  """Writes results.json atomically: readers never see half a file."""
-  path = os.path.join(job_dir, RESULTS_FILE)
-  tmp = path + '.tmp'
-  with tf.io.gfile.GFile(tmp, 'w') as f:
-    json.dump(results, f, indent=2, sort_keys=True)
-  tf.io.gfile.rename(tmp, path, overwrite=True)
-  return path
+  return jobdir.write_json(os.path.join(job_dir, RESULTS_FILE), results)
 
 
 def read_results(job_dir):

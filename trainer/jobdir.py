@@ -47,11 +47,17 @@ def adopt(cfg, estimator):
   _check_checkpoint_fits(cfg.job_dir, estimator)
   path = os.path.join(cfg.job_dir, CONFIG_FILE)
   if not tf.io.gfile.exists(path):
-    # Written whole then renamed: other tasks of a cluster may be reading.
-    tmp = f'{path}.tmp-{uuid.uuid4().hex}'
-    with tf.io.gfile.GFile(tmp, 'w') as f:
-      json.dump(config_dict(cfg), f, indent=2, sort_keys=True)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    write_json(path, config_dict(cfg))
+
+
+def write_json(path, value):
+  """Writes whole then renames: a reader (another task, a rerun) never sees
+  half a file, and two writers never share a temporary name."""
+  tmp = f'{path}.tmp-{uuid.uuid4().hex}'
+  with tf.io.gfile.GFile(tmp, 'w') as f:
+    json.dump(value, f, indent=2, sort_keys=True)
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+  return path
 
 
 def _check_writable(path):

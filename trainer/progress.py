@@ -20,7 +20,7 @@ class Throughput:
     self.batch_size = batch_size
     self.steps = 0
     self.seconds = 0.0
-    self.paused = True  # the first interval of a session is warm-up
+    self.paused = False  # set while a checkpoint (and evaluation) runs
 
   @property
   def examples_per_sec(self):
@@ -47,12 +47,11 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
             tf.compat.v1.GraphKeys.LOSSES)[-1],
     }
     self._calls = 0
-    self._last = None
-    self._throughput.paused = True
+    self._last = None  # the first step of a session (warm-up) is not timed
 
   def before_run(self, run_context):
     self._calls += 1
-    if self._calls % self._every == 1 or self._every == 1:
+    if (self._calls - 1) % self._every == 0:
       return tf.compat.v1.train.SessionRunArgs(self._fetches)
     return None
 

@@ -50,7 +50,7 @@ flags.DEFINE_integer('train_steps', None,
                      'Global step to train to. Exclusive with --num-epochs.')
 flags.DEFINE_float('num_epochs', None,
                    'Passes over the training set when --train-steps is not '
-                   'given (default: premade 20, custom 30).')
+                   'given (default: premade 20, custom and keras 30).')
 flags.DEFINE_integer('batch_size', None,
                      'Training batch size (default: premade 128, custom and '
                      'keras 256).')
@@ -73,9 +73,9 @@ flags.DEFINE_integer('first_layer_units', None,
                      'gives 1024,512,256). One number for a tuning job.')
 flags.DEFINE_list('dropout', None,
                   'Dropout rate: one for premade (default 0), one per hidden '
-                  'layer for custom (default 0.3 each).')
+                  'layer for custom and keras (default 0.3 each).')
 flags.DEFINE_float('input_dropout', None,
-                   'Dropout rate on the input pixels (custom model; default '
+                   'Dropout rate on the input pixels (custom and keras; default '
                    '0.2).')
 flags.DEFINE_boolean('batch_norm', _DEFAULTS.batch_norm,
                      'Batch normalization in the premade model.')
