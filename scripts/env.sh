@@ -1,7 +1,9 @@
 # Sourced by the scripts in this folder: makes ROOT/.venv with a Python that
-# TensorFlow 2.15 supports and installs the pinned requirements into it,
-# again only when a requirements file or setup.py changed.
-# Usage: ensure_venv requirements.txt [more requirement files...]
+# TensorFlow 2.15 supports and installs the lock (requirements.txt, or
+# requirements-test.txt, which holds the same versions plus test tools) and
+# this package into it, again only when a lock or setup.py changed; then
+# `pip check` must be clean.
+# Usage: ensure_venv requirements.txt|requirements-test.txt
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${VENV:-$ROOT/.venv}
@@ -37,9 +39,14 @@ ensure_venv() {
   fi
   stamp=$(cd "$ROOT" && cat "$@" requirements.txt setup.py | sha256sum | cut -c1-64)
   if [[ $(cat "$VENV/.installed" 2>/dev/null) != "$stamp" ]]; then
-    echo "installing pinned requirements into $VENV (first time: about a minute)"
+    echo "installing the locked requirements into $VENV (first time: about a minute)"
     (cd "$ROOT" && "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
       $(printf -- '-r %s ' "$@") -e .)
+    "$VENV/bin/python" -m pip check --disable-pip-version-check >/dev/null || {
+      "$VENV/bin/python" -m pip check --disable-pip-version-check >&2
+      echo "error: the packages in $VENV conflict (above); remove $VENV and rerun" >&2
+      exit 1
+    }
     echo "$stamp" > "$VENV/.installed"
   fi
 }

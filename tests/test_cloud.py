@@ -189,40 +189,6 @@ def test_config_yaml_has_a_gpu_master_and_a_study():
   assert 1 <= study['maxParallelTrials'] <= study['maxTrials']
 
 
-def _legacy_values(param):
-  if param['type'] == 'DISCRETE':
-    return param['discreteValues']
-  return [param['minValue'], param['maxValue']]
-
-
-def _vertex_values(param):
-  spec = next(v for k, v in param.items() if k.endswith('ValueSpec'))
-  return spec['values'] if 'values' in spec else [spec['minValue'],
-                                                  spec['maxValue']]
-
-
-def test_every_tuned_value_is_a_flag_value_the_trainer_accepts():
-  """Each study's parameters are trainer.task flags, in valid ranges."""
-  legacy = load(os.path.join(ROOT, 'config.yaml'))['trainingInput'][
-      'hyperparameters']['params']
-  vertex = render_vertex('tuning.yaml')['studySpec']['parameters']
-  studies = [{p['parameterName']: _legacy_values(p) for p in legacy},
-             {p['parameterId']: _vertex_values(p) for p in vertex}]
-  assert studies[0] == studies[1], 'AI Platform and Vertex AI tune the same'
-  for name, values in studies[0].items():
-    assert name.replace('-', '_') in task.FLAGS, f'--{name} is no flag'
-    for value in values:
-      kwargs = {'job_dir': 'j', 'hidden_units': (512, 256, 128)}
-      if name == 'first-layer-units':
-        assert task._scale_layers((512, 256, 128), value)  # pylint: disable=protected-access
-        continue
-      kwargs[name.replace('-', '_')] = (value,) if name == 'dropout' else value
-      config_lib.Config(**kwargs)  # raises UsageError on a bad value
-  for param in legacy:
-    if param['type'] in ('DOUBLE', 'INTEGER'):
-      assert param['scaleType'] in ('UNIT_LINEAR_SCALE', 'UNIT_LOG_SCALE')
-
-
 def test_vertex_specs_have_a_gpu_pool_and_an_output_folder():
   custom = render_vertex('gpu.yaml')
   tuning = render_vertex('tuning.yaml')

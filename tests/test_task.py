@@ -128,8 +128,6 @@ def test_rerun_of_a_finished_job_reports_its_results(first_run, mnist_dir):
     (['--model-type', 'keras2'], '--model-type=keras2 is not supported'),
     (['--hidden-units', ''], 'must list one or more positive layer widths'),
     (['--hidden-units', '64,x'], 'must be a comma-separated list of int'),
-    (['--model-type', 'custom', '--dropout', '0.1'],
-     'has 1 rates but --hidden-units=64,32 has 2 layers'),
     (['--dropout', '1.0'], 'every rate must be in [0, 1)'),
     (['--input-dropout', '0.1'], 'not supported by the premade model'),
     (['--model-type', 'custom', '--dropout', '0,0', '--input-dropout', '1'],
@@ -139,7 +137,8 @@ def test_rerun_of_a_finished_job_reports_its_results(first_run, mnist_dir):
     (['--no-such-flag', '1'], "Unknown command line flag 'no_such_flag'"),
     (['--dropout', '-0.1'], 'every rate must be in [0, 1)'),
     (['--model-type', 'custom', '--dropout', '0.1,0.2,0.3'],
-     'has 3 rates but --hidden-units=64,32 has 2 layers'),
+     'has 3 rates but --hidden-units=64,32 has 2 layers; give one rate for '
+     'all layers or one per layer'),
     (['--dropout', '0.1,0.2'], 'the premade model takes one rate'),
     (['--distribute', 'tpu'], '--distribute=tpu is not supported'),
 ])

@@ -63,10 +63,12 @@ class Config:
     _choice('model-type', self.model_type, MODEL_TYPES)
     defaults = MODEL_DEFAULTS[self.model_type]
     hidden_units = tuple(self.hidden_units)
+    layers = 1 if self.model_type == 'premade' else len(hidden_units)
     dropout = self.dropout
     if dropout is None:
-      layers = 1 if self.model_type == 'premade' else len(hidden_units)
-      dropout = (defaults['dropout'],) * layers
+      dropout = (defaults['dropout'],)
+    if len(dropout) == 1:  # one rate means every layer's (a tuning study's)
+      dropout = tuple(dropout) * layers
     resolved = {'hidden_units': hidden_units, 'dropout': tuple(dropout)}
     for name in ('input_dropout', 'batch_size', 'learning_rate'):
       if getattr(self, name) is None:
@@ -131,7 +133,7 @@ def _validate(c):
     raise UsageError(
         f'--dropout={_csv(c.dropout)} has {len(c.dropout)} rates but '
         f'--hidden-units={_csv(c.hidden_units)} has {len(c.hidden_units)} '
-        'layers; give one rate per layer')
+        'layers; give one rate for all layers or one per layer')
   if c.batch_norm and c.model_type != 'premade':
     raise UsageError('--batch-norm is supported by --model-type=premade only')
 

@@ -72,8 +72,9 @@ flags.DEFINE_integer('first_layer_units', None,
                      'ratio to it from --hidden-units (512,256,128 with 1024 '
                      'gives 1024,512,256). One number for a tuning job.')
 flags.DEFINE_list('dropout', None,
-                  'Dropout rate: one for premade (default 0), one per hidden '
-                  'layer for custom and keras (default 0.3 each).')
+                  'Dropout rate after each hidden layer: one rate for all '
+                  'layers, or (custom and keras) one per layer. Default: '
+                  'premade 0, custom and keras 0.3.')
 flags.DEFINE_float('input_dropout', None,
                    'Dropout rate on the input pixels (custom and keras; default '
                    '0.2).')

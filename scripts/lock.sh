@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Refreshes the lock: requirements.txt (the trainer) and requirements-test.txt
+# (the trainer plus test tools, the trainer's versions held fixed) from
+# requirements*.in and setup.py's ranges, for Python 3.9-3.11 at once.
+# Versions already in a lock are kept unless an .in file needs others; pass
+# --upgrade (or --upgrade-package NAME) to move them. Needs uv
+# (pip install uv; the test venv has it).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+UV=${UV:-$(command -v uv || echo .venv/bin/uv)}
+if [[ ! -x $UV ]]; then
+  echo "error: uv not found; pip install uv (or run scripts/test.sh once, which installs it into .venv)" >&2
+  exit 1
+fi
+compile() {
+  "$UV" pip compile --quiet --universal --python-version 3.9 \
+    --no-emit-package mnist-estimator-trainer \
+    --custom-compile-command scripts/lock.sh "$@"
+}
+compile requirements.in -o requirements.txt "${@}"
+compile requirements-test.in -c requirements.txt -o requirements-test.txt "${@}"
