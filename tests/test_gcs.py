@@ -116,9 +116,9 @@ print(json.dumps(serve(x=tf.zeros([3, 784]))['class_ids'].numpy().tolist()))
   assert len(classes) == 3
 
 
-def test_the_tuning_metric_tag_is_in_the_eval_events(gcs, trained):
-  """config.yaml's hyperparameterMetricTag names a scalar in <job-dir>/eval/."""
-  tags = in_gcs(gcs, '''
+def eval_tags(gcs, job_dir):
+  """The scalar tags in the eval event files of a gs:// job dir."""
+  return in_gcs(gcs, '''
 import json, sys
 import tensorflow as tf
 tags = set()
@@ -126,12 +126,16 @@ for path in tf.io.gfile.glob(sys.argv[1] + '/eval/events.out.tfevents.*'):
   for event in tf.compat.v1.train.summary_iterator(path):
     tags.update(v.tag for v in event.summary.value)
 print(json.dumps(sorted(tags)))
-''', JOB)
+''', job_dir)
+
+
+def test_the_tuning_metric_tag_is_in_the_eval_events(gcs, trained):
+  """config.yaml's hyperparameterMetricTag names a scalar in <job-dir>/eval/."""
   with open(os.path.join(ROOT, 'config.yaml')) as f:
     tag = yaml.safe_load(f)['trainingInput']['hyperparameters'][
         'hyperparameterMetricTag']
   assert tag == cloud.METRIC_TAG
-  assert tag in tags
+  assert tag in eval_tags(gcs, JOB)
 
 
 def test_a_gs_job_resumes(gcs, trained):

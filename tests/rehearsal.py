@@ -1,0 +1,126 @@
+"""TensorFlow 2.15 environments like Google Cloud's, and the Dockerfile's steps.
+
+Docker images cannot be pulled here, so the image is rehearsed: a venv that
+holds what its base image holds (the TensorFlow release the FROM line names,
+as a resolver picks it), then the Dockerfile's own COPY and RUN steps, read
+from the Dockerfile so the two cannot drift, run with the venv first on PATH.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOCKERFILE = os.path.join(ROOT, 'Dockerfile')
+# What the rehearsal knows how to replay; anything else must be taught here.
+KNOWN = ('FROM', 'WORKDIR', 'COPY', 'RUN', 'ENV', 'ENTRYPOINT')
+
+
+def run(args, timeout=600, **kwargs):
+  """subprocess.run that fails the test with the command's output."""
+  result = subprocess.run(args, capture_output=True, text=True,
+                          timeout=timeout, check=False, **kwargs)
+  assert result.returncode == 0, (
+      f'{args} exited {result.returncode}:\n{result.stdout[-3000:]}\n'
+      f'{result.stderr[-3000:]}')
+  return result
+
+
+def instructions(path=DOCKERFILE):
+  """[(INSTRUCTION, arguments)] with line continuations joined."""
+  with open(path) as f:
+    text = re.sub(r'\\\n', ' ', f.read())
+  steps = []
+  for line in text.splitlines():
+    line = line.strip()
+    if not line or line.startswith('#'):
+      continue
+    word, _, rest = line.partition(' ')
+    assert word.upper() in KNOWN, f'teach tests/rehearsal.py {word}'
+    steps.append((word.upper(), rest.strip()))
+  return steps
+
+
+def base_tensorflow(steps):
+  """The TensorFlow version of the FROM image, e.g. 2.15.0."""
+  image, = [rest for word, rest in steps if word == 'FROM']
+  match = re.match(r'tensorflow/tensorflow:(\d+\.\d+\.\d+)', image)
+  assert match, f'FROM {image}: not a tensorflow/tensorflow image'
+  return match.group(1)
+
+
+def tensorflow_venv(folder, version):
+  """A venv with pip and tensorflow==version, as pip would resolve it.
+
+  uv installs it: from its cache that takes seconds, where pip would copy
+  2 GB again for every venv.
+  """
+  uv = shutil.which('uv', path=os.path.dirname(sys.executable))
+  assert uv, 'uv is in requirements-test.txt; run scripts/test.sh'
+  run([uv, 'venv', '--quiet', '--seed', '--python', sys.executable,
+       str(folder)])
+  python = os.path.join(folder, 'bin', 'python')
+  run([uv, 'pip', 'install', '--quiet', '--python', python,
+       f'tensorflow=={version}'])
+  return python
+
+
+def venv_env(python, **extra):
+  """The environment of a process in that venv: its bin/ first on PATH."""
+  env = {k: v for k, v in os.environ.items()
+         if k not in ('PYTHONPATH', 'MNIST_DATA_DIR', 'TF_CONFIG',
+                      'VIRTUAL_ENV')}
+  env['PATH'] = os.path.dirname(python) + os.pathsep + env['PATH']
+  env['TF_CPP_MIN_LOG_LEVEL'] = '3'
+  env.update(extra)
+  return env
+
+
+def build(steps, python, root):
+  """Replays WORKDIR, COPY, ENV and RUN under `root`; returns the image.
+
+  RUN commands run as written with /bin/sh, except that pip may use its
+  cache (--no-cache-dir only keeps the image small).
+  """
+  workdir, env = str(root), venv_env(python)
+  for word, rest in steps:
+    if word == 'WORKDIR':
+      workdir = os.path.join(root, rest.lstrip('/'))
+      os.makedirs(workdir, exist_ok=True)
+    elif word == 'COPY':
+      *sources, dest = rest.split()
+      for source in sources:
+        _copy(os.path.join(ROOT, source), os.path.join(workdir, dest))
+    elif word == 'ENV':
+      name, _, value = rest.replace('=', ' ', 1).partition(' ')
+      env[name] = value.strip()
+    elif word == 'RUN':
+      run(['/bin/sh', '-c', rest.replace('--no-cache-dir', '')],
+          cwd=workdir, env=env)
+  entrypoint, = [json.loads(rest) for word, rest in steps
+                 if word == 'ENTRYPOINT']
+  return {'workdir': workdir, 'env': env, 'entrypoint': entrypoint}
+
+
+def _copy(source, dest):
+  if os.path.isdir(source):
+    shutil.copytree(source, dest, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns('__pycache__'))
+  else:
+    target = dest if not dest.endswith('/') else os.path.join(
+        dest, os.path.basename(source))
+    os.makedirs(os.path.dirname(target) or '.', exist_ok=True)
+    shutil.copy(source, target)
+
+
+def pip_check(python):
+  run([python, '-m', 'pip', 'check'])
+
+
+def versions(python, *names):
+  code = ('import importlib.metadata as m, json, sys; print(json.dumps('
+          '{n: m.version(n) for n in sys.argv[1:]}))')
+  return json.loads(run([python, '-c', code, *names]).stdout)
