@@ -12,10 +12,12 @@ import sys
 import pytest
 import yaml
 
+import processes
 from test_task import last_json
 from test_task import ROOT
 from test_task import run_task
 from test_task import SMALL
+from processes import TASK
 from trainer import cloud
 
 BUCKET = 'mnist-test'
@@ -183,3 +185,56 @@ def test_a_vertex_tuning_trial_writes_its_own_dirs_and_reports(gcs, staged,
   assert float(reported[-1][cloud.METRIC_TAG]) == pytest.approx(
       results['accuracy'])
   assert reported[-1]['global_step'] == '20'
+
+
+def _no_credentials(tmp_path):
+  """Off Google Cloud with no credentials; the metadata server is closed."""
+  assert 'GOOGLE_APPLICATION_CREDENTIALS' not in os.environ
+  return dict(CLOUDSDK_CONFIG=str(tmp_path), HOME=str(tmp_path),
+              GCE_METADATA_HOST='127.0.0.1:9', GCE_METADATA_IP='127.0.0.1:9',
+              NO_GCE_CHECK='true')
+
+
+def _unreachable(gcs):
+  closed = 'http://127.0.0.1:9'
+  return dict(gcs.env, STORAGE_EMULATOR_HOST=closed, HTTPS_PROXY=closed,
+              https_proxy=closed)
+
+
+CAUSES = {
+    'missing bucket': ('gs://no-such-bucket/x',
+                       'bucket gs://no-such-bucket does not exist; create it'),
+    'missing object': (f'gs://{BUCKET}/nothing-here',
+                       f'no objects under it in gs://{BUCKET}; give the gs:// '
+                       'folder that holds'),
+    'unreachable': (f'gs://{BUCKET}/x', 'Cloud Storage cannot be reached'),
+    'credentials': (f'gs://{BUCKET}/x', 'no usable Google Cloud credentials'),
+}
+
+
+def _command(what, path, mnist_dir, tmp_path):
+  if what == '--data-dir':
+    return [*TASK, '--data-dir', path, '--job-dir', str(tmp_path / 'job')]
+  if what == '--job-dir':
+    return [*TASK, '--data-dir', mnist_dir, '--job-dir', path]
+  return [sys.executable, '-m', 'trainer.predict', '--model', path,
+          '--data-dir', mnist_dir]
+
+
+@pytest.mark.parametrize('what, cause', [
+    (what, cause) for what in ('--data-dir', '--job-dir', '--model')
+    for cause in sorted(CAUSES)
+    if (what, cause) != ('--job-dir', 'missing object')])  # it is created
+def test_each_cloud_error_is_one_line_naming_its_cause(
+    gcs, mnist_dir, tmp_path, what, cause):
+  path, message = CAUSES[cause]
+  env = {'missing bucket': gcs.env, 'missing object': gcs.env,
+         'unreachable': _unreachable(gcs),
+         'credentials': _no_credentials(tmp_path)}[cause]
+  result = processes.run(_command(what, path, mnist_dir, tmp_path),
+                         timeout=120, TF_CPP_MIN_LOG_LEVEL='3', **env)
+  assert result.returncode == 1
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1, result.stderr[-3000:]
+  assert lines[0].startswith(f'error: {what} {path}: ') and message in lines[0]
+  assert not (tmp_path / 'job').exists()

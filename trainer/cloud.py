@@ -14,7 +14,9 @@ Where a run writes (docs/cloud.md has the whole table):
   checkpoints; point TensorBoard at the job dir.
 """
 
+import contextlib
 import json
+import logging
 import os
 import uuid
 import warnings
@@ -77,6 +79,9 @@ def storage_api():
     from google.api_core import exceptions  # pylint: disable=g-import-not-at-top
     from google.auth import exceptions as auth_exceptions  # pylint: disable=g-import-not-at-top
     from google.cloud import storage  # pylint: disable=g-import-not-at-top
+  # Its warning that the metadata server is unavailable would come before
+  # the one line that names the missing credentials and the fix.
+  logging.getLogger('google.auth._default').setLevel(logging.ERROR)
   return storage, exceptions, auth_exceptions
 
 
@@ -90,14 +95,50 @@ def check_bucket(path, flag='--job-dir'):
   """
   if not path.startswith('gs://'):
     return
-  bucket, _, prefix = path[len('gs://'):].partition('/')
-  storage, exceptions, auth_exceptions = storage_api()
-  where = f'{flag} {path}'
-  try:
+  bucket, prefix = _split(path)
+  with _storage_errors(f'{flag} {path}', bucket, 'write to') as storage:
     probe = storage.Client().bucket(bucket).blob(
         os.path.join(prefix, f'.write-test-{uuid.uuid4().hex}'))
-    probe.upload_from_string(b'')
-    probe.delete()
+    probe.upload_from_string(b'', retry=_retry())
+    probe.delete(retry=_retry())
+
+
+def check_readable(path, flag, expected):
+  """Fails fast, in one line, unless objects exist under a gs:// path.
+
+  TensorFlow's GCS client reports a missing bucket, missing credentials and
+  an unreachable service all as a path that does not exist, or as a
+  traceback. `expected` says what should be there, for the message.
+  """
+  if not path.startswith('gs://'):
+    return
+  bucket, prefix = _split(path)
+  with _storage_errors(f'{flag} {path}', bucket, 'read') as storage:
+    found = list(storage.Client().list_blobs(
+        bucket, prefix=prefix.rstrip('/') + '/' if prefix else None,
+        max_results=1, retry=_retry()))
+  if not found:
+    raise UsageError(f'{flag} {path}: no objects under it in gs://{bucket}; '
+                     f'give the gs:// folder that holds {expected}')
+
+
+def _retry():
+  """Transient errors retried briefly, not for the client's two minutes."""
+  from google.cloud.storage import retry  # pylint: disable=g-import-not-at-top
+  return retry.DEFAULT_RETRY.with_timeout(10)
+
+
+def _split(path):
+  bucket, _, prefix = path[len('gs://'):].partition('/')
+  return bucket, prefix
+
+
+@contextlib.contextmanager
+def _storage_errors(where, bucket, action):
+  """Turns google-cloud-storage's errors into one UsageError line each."""
+  storage, exceptions, auth_exceptions = storage_api()
+  try:
+    yield storage
   except exceptions.NotFound:
     raise UsageError(
         f'{where}: bucket gs://{bucket} does not exist; create it (gcloud '
@@ -105,18 +146,23 @@ def check_bucket(path, flag='--job-dir'):
         'another bucket') from None
   except exceptions.Forbidden as e:
     raise UsageError(
-        f'{where}: this account may not write to gs://{bucket} '
-        f'({e.message}); grant it roles/storage.objectAdmin on the bucket '
-        'or give another bucket') from None
+        f'{where}: this account may not {action} gs://{bucket} '
+        f'({e.message}); grant it roles/storage.'
+        f'{"objectAdmin" if action == "write to" else "objectViewer"} on the '
+        'bucket or give another bucket') from None
   except auth_exceptions.GoogleAuthError as e:
     raise UsageError(
         f'{where}: no usable Google Cloud credentials ({_one_line(e)}); run '
         'gcloud auth application-default login or set '
         'GOOGLE_APPLICATION_CREDENTIALS') from None
-  except (exceptions.GoogleAPIError, OSError) as e:
-    raise UsageError(f'{where}: Cloud Storage could not be used '
-                     f'({_one_line(e)}); check the path and the '
-                     'network') from None
+  except (exceptions.RetryError, OSError) as e:
+    raise UsageError(
+        f'{where}: Cloud Storage cannot be reached ({_one_line(e)[:200]}); '
+        'check the network connection (and STORAGE_EMULATOR_HOST if '
+        'set)') from None
+  except exceptions.GoogleAPIError as e:
+    raise UsageError(f'{where}: Cloud Storage refused the request '
+                     f'({_one_line(e)[:200]}); check the path') from None
 
 
 def _one_line(error):

@@ -18,6 +18,8 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
+from trainer import cloud
+
 IMAGE_SIZE = 28
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 NUM_CLASSES = 10
@@ -89,6 +91,7 @@ class Mnist:
 
 def load(data_dir):
   """Locates and validates the train and test splits under `data_dir`."""
+  cloud.check_readable(data_dir, '--data-dir', 'the four MNIST files')
   if not tf.io.gfile.isdir(data_dir):
     raise DataError(f'data dir {data_dir} does not exist or is not a folder; '
                     f'{_FIX}')

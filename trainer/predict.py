@@ -27,6 +27,8 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf
 
+from trainer import cloud
+from trainer import config as config_lib
 from trainer import data
 from trainer import export
 from trainer import model
@@ -249,6 +251,7 @@ def read_inputs(paths, data_dir=None):
 
 def resolve_model(path, which='latest'):
   """A SavedModel folder as given, or a job dir's newest export/<which>."""
+  cloud.check_readable(path, '--model', 'a SavedModel or a job dir')
   if tf.io.gfile.exists(os.path.join(path, 'saved_model.pb')):
     return path
   if not tf.io.gfile.isdir(path):
@@ -393,7 +396,7 @@ def main(argv=None):
     loaded = load_model(path)
     rows = [row for batch in batches
             for row in rows_of(batch, predict(loaded, batch))]
-  except (InputError, data.DataError) as e:
+  except (InputError, data.DataError, config_lib.UsageError) as e:
     sys.exit(f'error: {e}')
   write_rows(rows, args.format, sys.stdout)
 
