@@ -5,18 +5,23 @@
       [--config config.yaml] [--image-uri URI] [--stream-logs] [--dry-run]
       [-- TRAINER_ARGS]
 
-gcloud builds this package from trainer/ (python setup.py sdist) and runs
-`python -m trainer.task TRAINER_ARGS --job-dir gs://B/jobs/N` with the
-machines and tuning study of --config. AI Platform's newest runtime, 2.11,
-has Python 3.7 and TensorFlow 2.11, and this package needs Python 3.9+ with
-TensorFlow 2.15: pass --image-uri (an image from scripts/build_image.py) to
-run in that container instead. The service stopped taking jobs on
-2025-01-31; Vertex AI (scripts/submit_vertex.py) is its successor.
+With --image-uri (default: $IMAGE_URI), the job runs that container (an
+image from scripts/build_image.py) with the machines and tuning study of
+--config. Without one, gcloud builds this package from trainer/ (python
+setup.py sdist) for a runtime version; but AI Platform's newest runtime,
+2.11, has Python 3.7 and TensorFlow 2.11, which cannot install a package
+that needs Python 3.9-3.11 and TensorFlow 2.15, so that is refused before
+anything is submitted. The service stopped taking jobs on 2025-01-31;
+Vertex AI (scripts/submit_vertex.py) is its successor.
 """
 
 import os
 
 import cloudcmd
+
+# What the package needs (setup.py): Python 3.9-3.11 with TensorFlow 2.15.
+PYTHONS = ('3.9', '3.10', '3.11')
+TENSORFLOW = (2, 15)
 
 
 def command(args):
@@ -31,9 +36,11 @@ def command(args):
   cmd = ['gcloud', 'ai-platform', 'jobs', 'submit', 'training', name,
          '--region', region, '--config', config,
          '--job-dir', f'gs://{bucket}/jobs/{name}']
-  if args.image_uri:
-    cmd += ['--master-image-uri', args.image_uri]
+  image = args.image_uri or os.environ.get('IMAGE_URI')
+  if image:
+    cmd += ['--master-image-uri', image]
   else:
+    _check_runtime(args.runtime_version, args.python_version)
     cmd += ['--package-path', os.path.join(cloudcmd.ROOT, 'trainer'),
             '--module-name', 'trainer.task',
             '--runtime-version', args.runtime_version,
@@ -43,6 +50,19 @@ def command(args):
   return cmd + ['--'] + args.trainer_args
 
 
+def _check_runtime(runtime, python):
+  """Refuses a runtime that cannot install the package: the job would fail."""
+  try:
+    version = tuple(int(part) for part in runtime.split('.')[:2])
+  except ValueError:
+    version = ()
+  if python not in PYTHONS or version != TENSORFLOW:
+    cloudcmd.fail(
+        f'runtime {runtime} with Python {python} cannot install this package '
+        '(it needs TensorFlow 2.15 on Python 3.9-3.11); pass --image-uri or '
+        'set IMAGE_URI to an image from scripts/build_image.py')
+
+
 def main():
   p = cloudcmd.parser(__doc__)
   cloudcmd.add_job_flags(p)
@@ -50,8 +70,9 @@ def main():
                                                   'config.yaml'),
                  help='trainingInput YAML (default: config.yaml, GPU + '
                  'tuning; variants in configs/ai-platform/)')
-  p.add_argument('--image-uri', help='run this container image (see '
-                 'scripts/build_image.py) instead of the package')
+  p.add_argument('--image-uri', help='run this container image (default: '
+                 '$IMAGE_URI; see scripts/build_image.py) instead of the '
+                 'package')
   p.add_argument('--runtime-version', default='2.11',
                  help='AI Platform runtime for the package (default 2.11)')
   p.add_argument('--python-version', default='3.7',

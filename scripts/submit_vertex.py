@@ -2,11 +2,14 @@
 """Runs the training image as a Vertex AI custom job or tuning job.
 
   scripts/submit_vertex.py --bucket B --region R --image-uri URI
-      [--job-name N] [--tuning] [--spec FILE] [--dry-run] [-- TRAINER_ARGS]
+      [--job-name N] [--tuning] [--spec FILE] [--spec-out FILE] [--dry-run]
+      [-- TRAINER_ARGS]
 
 Fills in configs/vertex/gpu.yaml (or tuning.yaml with --tuning) with the
 image, gs://B/jobs/N as the base output directory and TRAINER_ARGS, then
-runs `gcloud ai custom-jobs create` (or `gcloud ai hp-tuning-jobs create`).
+runs `gcloud ai custom-jobs create` (or `gcloud ai hp-tuning-jobs create`)
+with it. The filled-in spec stays in jobs/<job name>.yaml (or --spec-out),
+so the printed command works when pasted, --dry-run included.
 The trainer writes to $AIP_CHECKPOINT_DIR and copies the best SavedModel to
 $AIP_MODEL_DIR, both under gs://B/jobs/N/ (per trial: gs://B/jobs/N/<id>/).
 """
@@ -14,7 +17,6 @@ $AIP_MODEL_DIR, both under gs://B/jobs/N/ (per trial: gs://B/jobs/N/<id>/).
 import json
 import os
 import string
-import tempfile
 
 import cloudcmd
 
@@ -44,6 +46,8 @@ def main():
                  'tuning.yaml) instead of one training run')
   p.add_argument('--spec', help='the job spec template (default: '
                  'configs/vertex/gpu.yaml, or tuning.yaml with --tuning)')
+  p.add_argument('--spec-out', help='where to keep the filled-in spec that '
+                 'gcloud reads (default: jobs/<job name>.yaml)')
   args = p.parse_args()
   bucket = cloudcmd.bucket(args.bucket)
   region = cloudcmd.setting(args.region, '--region', 'REGION', 'us-central1')
@@ -58,15 +62,15 @@ def main():
                     args.trainer_args)
   cloudcmd.tool('gcloud', args.dry_run, cloudcmd.GCLOUD_HINT)
   kind = 'hp-tuning-jobs' if args.tuning else 'custom-jobs'
-  with tempfile.TemporaryDirectory() as folder:
-    config = os.path.join(folder, f'{name}.yaml')
-    with open(config, 'w') as f:
-      f.write(rendered)
-    cmd = ['gcloud', 'ai', kind, 'create', '--region', region,
-           '--display-name', name, '--config', config]
-    if args.dry_run:
-      print(f'# {config}:\n{rendered}', end='')
-    cloudcmd.run(cmd, args.dry_run)
+  config = os.path.abspath(args.spec_out or os.path.join(
+      cloudcmd.ROOT, 'jobs', f'{name}.yaml'))
+  os.makedirs(os.path.dirname(config), exist_ok=True)
+  with open(config, 'w') as f:
+    f.write(rendered)
+  print(f'# {config}:\n{rendered}' if args.dry_run else f'# {config}',
+        end='' if args.dry_run else '\n')
+  cloudcmd.run(['gcloud', 'ai', kind, 'create', '--region', region,
+                '--display-name', name, '--config', config], args.dry_run)
 
 
 if __name__ == '__main__':

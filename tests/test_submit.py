@@ -5,6 +5,7 @@ Also `gcloud ai-platform local train` for real, where gcloud is installed.
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -63,9 +64,11 @@ def ok(result):
   return result
 
 
-def test_ai_platform_submission(fake_tools):
+def test_ai_platform_submission_of_the_package(fake_tools):
+  """Only on a runtime that can install it (none today; refused below)."""
   env, calls = fake_tools
   result = ok(script('submit_ai_platform.py', '--job-name', 'mnist_1',
+                     '--runtime-version', '2.15', '--python-version', '3.11',
                      '--stream-logs', '--', '--data-dir', 'gs://my-bkt/mnist',
                      env=dict(env, BUCKET='my-bkt', REGION='us-central1')))
   command = [
@@ -73,11 +76,20 @@ def test_ai_platform_submission(fake_tools):
       '--region', 'us-central1', '--config', os.path.join(ROOT, 'config.yaml'),
       '--job-dir', 'gs://my-bkt/jobs/mnist_1',
       '--package-path', os.path.join(ROOT, 'trainer'),
-      '--module-name', 'trainer.task', '--runtime-version', '2.11',
-      '--python-version', '3.7', '--stream-logs', '--', '--data-dir',
+      '--module-name', 'trainer.task', '--runtime-version', '2.15',
+      '--python-version', '3.11', '--stream-logs', '--', '--data-dir',
       'gs://my-bkt/mnist']
   assert [c['argv'] for c in calls()] == [command]
   assert result.stdout.startswith('+ gcloud ai-platform jobs submit training')
+
+
+def test_ai_platform_takes_the_image_from_image_uri(fake_tools):
+  env, calls = fake_tools
+  ok(script('submit_ai_platform.py', env=dict(
+      env, BUCKET='my-bkt', REGION='us-central1', IMAGE_URI=IMAGE)))
+  argv, = [c['argv'] for c in calls()]
+  assert argv[argv.index('--master-image-uri') + 1] == IMAGE
+  assert '--package-path' not in argv
 
 
 def test_ai_platform_submission_of_the_container(fake_tools):
@@ -96,7 +108,7 @@ def test_ai_platform_submission_of_the_container(fake_tools):
 def test_dry_run_needs_no_gcloud(tmp_path):
   result = ok(script('submit_ai_platform.py', '--dry-run', '--job-name', 'j1',
                      env={'PATH': str(tmp_path), 'BUCKET': 'my-bkt',
-                          'REGION': 'us-central1'}))
+                          'REGION': 'us-central1', 'IMAGE_URI': IMAGE}))
   assert result.stdout.startswith(
       '+ gcloud ai-platform jobs submit training j1 --region us-central1')
 
@@ -113,8 +125,12 @@ def test_dry_run_needs_no_gcloud(tmp_path):
     ('submit_ai_platform.py', ['--config', 'nope.yaml'],
      {'BUCKET': 'my-bkt', 'REGION': 'r1'}, '--config nope.yaml does not exist'),
     ('submit_ai_platform.py', [], {'BUCKET': 'my-bkt', 'REGION': 'r1',
-                                   'PATH': '/nonexistent'},
+                                   'IMAGE_URI': IMAGE, 'PATH': '/nonexistent'},
      'gcloud is not on PATH; install the Google Cloud CLI'),
+    ('submit_ai_platform.py', [], {'BUCKET': 'my-bkt', 'REGION': 'r1'},
+     'runtime 2.11 with Python 3.7 cannot install this package (it needs '
+     'TensorFlow 2.15 on Python 3.9-3.11); pass --image-uri or set IMAGE_URI '
+     'to an image from scripts/build_image.py'),
     ('submit_vertex.py', [], {'BUCKET': 'my-bkt', 'REGION': 'r1'},
      'no image-uri given: pass --image-uri'),
     ('build_image.py', [], {}, 'no image-uri given: pass --image-uri'),
@@ -133,10 +149,11 @@ def test_bad_input_fails_in_one_line_and_runs_nothing(fake_tools, name, args,
 
 
 @pytest.mark.parametrize('tuning', [False, True])
-def test_vertex_job_spec_is_filled_in(fake_tools, tuning):
+def test_vertex_job_spec_is_filled_in(fake_tools, tmp_path, tuning):
   env, calls = fake_tools
   flags = ['--tuning'] if tuning else []
-  ok(script('submit_vertex.py', '--job-name', 'mnist_2', *flags, '--',
+  ok(script('submit_vertex.py', '--job-name', 'mnist_2', *flags,
+            '--spec-out', str(tmp_path / 'spec.yaml'), '--',
             '--data-dir', 'gs://my-bkt/mnist', '--num-epochs', '10',
             env=dict(env, BUCKET='my-bkt', REGION='us-central1',
                      IMAGE_URI=IMAGE)))
@@ -157,13 +174,20 @@ def test_vertex_job_spec_is_filled_in(fake_tools, tuning):
   assert ('studySpec' in spec) == tuning
 
 
-def test_vertex_dry_run_prints_the_spec(tmp_path):
+def test_vertex_dry_run_prints_a_command_that_works_when_pasted(tmp_path):
+  spec_out = tmp_path / 'specs' / 'job.yaml'
   result = ok(script('submit_vertex.py', '--dry-run', '--image-uri', IMAGE,
+                     '--spec-out', str(spec_out),
                      env={'PATH': str(tmp_path), 'BUCKET': 'my-bkt',
                           'REGION': 'us-central1'}))
-  spec = yaml.safe_load(result.stdout.split('\n+ gcloud')[0])
-  assert spec['workerPoolSpecs'][0]['containerSpec']['imageUri'] == IMAGE
-  assert '+ gcloud ai custom-jobs create --region us-central1' in result.stdout
+  printed = yaml.safe_load(result.stdout.split('\n+ gcloud')[0])
+  assert printed['workerPoolSpecs'][0]['containerSpec']['imageUri'] == IMAGE
+  command = shlex.split(result.stdout.split('\n+ ')[1])
+  assert command[:5] == ['gcloud', 'ai', 'custom-jobs', 'create', '--region']
+  config = command[command.index('--config') + 1]
+  assert config == str(spec_out)
+  with open(config) as f:
+    assert yaml.safe_load(f) == printed, 'the file gcloud reads is kept'
 
 
 @pytest.mark.parametrize('cloud_build', [False, True])
