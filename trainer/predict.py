@@ -437,7 +437,7 @@ def parse_args(argv):
 
 
 def check_report_folder(folder):
-  """Fails before the predictions, not after, if the report has nowhere to go."""
+  """Fails before predicting, not after, if the report has nowhere to go."""
   if tf.io.gfile.exists(folder) and not tf.io.gfile.isdir(folder):
     raise InputError(f'--report {folder} is a file; give a folder for the '
                      'report')
