@@ -10,11 +10,15 @@ TensorFlow Serving's REST API, Vertex AI and AI Platform take:
 Pixels become {"x": 28 rows of 28 ints 0-255} for `serving_default`; images
 (--as png, or files) become {"image_bytes": {"b64": ...}} for
 `image:serving_default`. The labels of MNIST images go to stderr.
+Online prediction takes at most 1.5 MB per request (about 600 pixel
+instances): a bigger request gets a warning that says how to split it.
 
   .venv/bin/python scripts/make_request.py --data-dir DIR -o request.json
 """
 
 import argparse
+import io
+import json
 import os
 import sys
 
@@ -28,6 +32,10 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 from trainer import data
 from trainer import export
 from trainer import predict
+
+# Vertex AI and AI Platform online prediction refuse a bigger request body.
+ONLINE_LIMIT_BYTES = 1_500_000
+_BODY_OVERHEAD = 100  # {"instances": [...], "signature_name": ...} around them
 
 
 def mnist_instances(data_dir, start, count, as_png):
@@ -43,6 +51,31 @@ def mnist_instances(data_dir, start, count, as_png):
   pngs = [tf.io.encode_png(image.reshape(size, size, 1)).numpy()
           for image in images]
   return [predict.image_instance(png) for png in pngs], labels
+
+
+def size_warning(text, instances, fmt, output):
+  """A `warning: ...` line if text passes the online limit, else None.
+
+  The fix is JSON lines split into files of as many instances as surely
+  fit (the largest instance sets the count), each file one request
+  (`gcloud ... predict --json-instances`).
+  """
+  size = len(text.encode())
+  if size <= ONLINE_LIMIT_BYTES:
+    return None
+  largest = max(len(json.dumps(instance)) for instance in instances)
+  per_file = max(1, (ONLINE_LIMIT_BYTES - _BODY_OVERHEAD) // (largest + 2))
+  files = -(-len(instances) // per_file)
+  if fmt == 'jsonl':
+    lines, convert = output or 'instances.jsonl', ''
+  else:
+    lines = os.path.splitext(output)[0] + '.jsonl' if output else (
+        'instances.jsonl')
+    convert = f'write JSON lines (--format jsonl -o {lines}), then '
+  return (f'warning: {output or "stdout"} holds {len(instances)} instances, '
+          f'{size / 1e6:.1f} MB; online prediction takes at most 1.5 MB per '
+          f'request: {convert}split them into {files} requests of at most '
+          f'{per_file}: split -l {per_file} {lines} part-')
 
 
 def parse_args(argv):
@@ -88,11 +121,17 @@ def main(argv=None):
   images = bool(args.images) or args.as_ == 'png'
   signature = export.IMAGE_SIGNATURE if images else export.DEFAULT_SIGNATURE
   print(f'signature: {signature}', file=sys.stderr)
+  text = io.StringIO()
+  predict.write_instances(instances, text, args.format, signature)
+  warning = size_warning(text.getvalue(), instances, args.format,
+                         args.output)
+  if warning:
+    print(warning, file=sys.stderr)
   if args.output:
     with tf.io.gfile.GFile(args.output, 'w') as out:
-      predict.write_instances(instances, out, args.format, signature)
+      out.write(text.getvalue())
   else:
-    predict.write_instances(instances, sys.stdout, args.format, signature)
+    sys.stdout.write(text.getvalue())
 
 
 if __name__ == '__main__':

@@ -13,7 +13,9 @@ import tensorflow as tf
 from trainer import predict
 from trainer import task
 
-import test_serving  # pylint: disable=g-bad-import-order
+import mnist_files  # pylint: disable=g-bad-import-order
+import processes
+import test_serving
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -206,7 +208,7 @@ def test_bad_input_fails_with_one_line(job, tmp_path, name):
      'export/latest/<timestamp>/'),
     (['--model', '{job}', '--data-dir', '{tmp}/none'],
      'data dir {tmp}/none does not exist'),
-    (['--model', '{job}'], 'give input files, --data-dir, or both'),
+    (['--model', '{job}'], 'give input files, --data-dir or --report'),
     (['x.npy'], 'the following arguments are required: --model'),
     (['--model', '{job}', '--format', 'xml', 'x.npy'], "invalid choice: 'xml'"),
 ])
@@ -218,6 +220,34 @@ def test_bad_model_or_flags_fail_with_one_line(job, tmp_path, args, message):
   error = str(exit_info.value.code)
   assert error.startswith('error: ') and '\n' not in error
   assert message.format(**fill) in error
+
+
+def _model_file_cases(job_dir, export_dir, tmp):
+  """{--model value: the whole error line} for files that are no model."""
+  keras = _write(tmp / 'digits.h5', b'\x89HDF\r\n')
+  notes = _write(tmp / 'notes.txt', 'hello')
+  model_pb = os.path.join(export_dir, 'saved_model.pb')
+  results = os.path.join(job_dir, 'results.json')
+  expected = 'give a SavedModel folder (one holding saved_model.pb) or a job ' \
+      'dir (one holding export/)'
+  return {
+      keras: f'model {keras} is a .h5 file (Keras), not a SavedModel; '
+             f'{expected}',
+      notes: f'model {notes} is a file (5 bytes), not a folder; {expected}',
+      model_pb: f'model {model_pb} is a file inside the SavedModel folder '
+                f'{export_dir}; give the folder: --model {export_dir}',
+      results: f'model {results} is a file inside the job dir {job_dir}; '
+               f'give the job dir: --model {job_dir}',
+  }
+
+
+def test_a_file_as_model_says_what_it_is_and_what_to_give(job, tmp_path):
+  job_dir, results = job
+  cases = _model_file_cases(job_dir, results['export_dir'], tmp_path)
+  for model_path, message in cases.items():
+    with pytest.raises(SystemExit) as exit_info:
+      predict.main(['--model', model_path, 'x.npy'])
+    assert exit_info.value.code == f'error: {message}'
 
 
 def test_cli_error_is_one_line_without_traceback(job, tmp_path):
@@ -258,3 +288,108 @@ def test_real_mnist_export_serves_correct_classes(real_mnist_dir, tmp_path,
   assert classes.tolist() == [row['class_ids'] for row in rows[:10]]
   labels = [row['label'] for row in rows[:10]]
   assert (classes == labels).sum() >= 9
+
+
+def _border_mean(image):
+  """Mean of the outer 2 rows and columns, computed here by a mask."""
+  frame = np.ones((28, 28), bool)
+  frame[2:-2, 2:-2] = False
+  return np.asarray(image, float)[frame].mean()
+
+
+def test_inputs_unlike_mnist_get_a_warning_with_the_fix(job, mnist_arrays,
+                                                        tmp_path):
+  """Dark on light and blank inputs are still answered, with a warning."""
+  job_dir, _ = job
+  digits = mnist_arrays['test'][0][:2]
+  dark = 255 - digits
+  paths = {
+      'digit': _write(tmp_path / 'digit.png', test_serving.png(digits[0])),
+      'dark png': _write(tmp_path / 'dark.png', test_serving.png(dark[0])),
+      'dark npy': _write(tmp_path / 'dark.npy', dark),
+      'blank': _write(tmp_path / 'blank.npy', np.zeros(784)),
+      'white': _write(tmp_path / 'white.png', test_serving.png(
+          np.full((28, 28), 255, np.uint8))),
+  }
+  run = processes.run([sys.executable, '-m', 'trainer.predict', '--model',
+                       job_dir, *paths.values()], TF_CPP_MIN_LOG_LEVEL='3')
+  assert run.returncode == 0, run.stderr[-3000:]
+
+  def light(name, image):
+    return (f'warning: {name} has a light background (border mean '
+            f'{_border_mean(image):.0f} of 255; MNIST\'s is under 11): the '
+            'model expects a white digit on black; invert it: 255 - pixels')
+
+  def blank(name):
+    return (f'warning: {name} is almost blank (0.0% of pixels stand out from '
+            'the background; MNIST digits: 2-40%); give one digit drawn large '
+            'and thick, white (255) on black (0), filling the middle 20x20 of '
+            '28x28')
+
+  assert run.stderr.splitlines() == [
+      light(paths['dark png'], dark[0]),
+      light(f'{paths["dark npy"]}[0]', dark[0]),
+      light(f'{paths["dark npy"]}[1]', dark[1]),
+      blank(f'{paths["blank"]}[0]'), blank(paths['white'])]
+  assert len(run.stdout.splitlines()) == 1 + 6, 'every input is answered'
+
+
+def test_the_fix_the_warning_names_gives_the_digit_back(job, mnist_arrays,
+                                                        tmp_path, capsys):
+  job_dir, _ = job
+  digits = mnist_arrays['test'][0][:12]
+  dark = _write(tmp_path / 'dark.npy', 255 - digits)
+  fixed = _write(tmp_path / 'fixed.npy', 255 - np.load(dark))
+  plain = _write(tmp_path / 'plain.npy', digits)
+  predict.main(['--model', job_dir, dark, '--format', 'json'])
+  warnings = capsys.readouterr().err.splitlines()
+  assert len(warnings) == 11 and all('invert it' in w for w in warnings[:10])
+  assert warnings[10] == ('warning: 2 more inputs do not look like MNIST '
+                          'digits (first 10 shown)')
+  rows = {}
+  for path in (fixed, plain):
+    rows[path] = predict_rows(capsys, '--model', job_dir, path)
+    assert capsys.readouterr().err == ''
+  assert ([row['class_ids'] for row in rows[fixed]] ==
+          [row['class_ids'] for row in rows[plain]])
+
+
+def test_make_request_warns_past_the_online_limit_and_says_how_to_split(
+    tmp_path, capsys):
+  """700 noisy pixel instances are about 2 MB; the advice's pieces fit."""
+  data_dir = str(tmp_path / 'mnist')
+  mnist_files.write_mnist(data_dir, n_train=10, n_test=700)
+  request, lines = str(tmp_path / 'request.json'), str(tmp_path / 'x.jsonl')
+  make_request.main(['--data-dir', data_dir, '--count', '700', '-o',
+                     request])
+  size = os.path.getsize(request)
+  assert size > 1_500_000
+  warning = capsys.readouterr().err.splitlines()[-1]
+  per_file = int(warning.split('split -l ')[1].split()[0])
+  files = -(-700 // per_file)
+  assert warning == (
+      f'warning: {request} holds 700 instances, {size / 1e6:.1f} MB; online '
+      'prediction takes at most 1.5 MB per request: write JSON lines '
+      f'(--format jsonl -o {tmp_path / "request.jsonl"}), then split them '
+      f'into {files} requests of at most {per_file}: split -l {per_file} '
+      f'{tmp_path / "request.jsonl"} part-')
+
+  make_request.main(['--data-dir', data_dir, '--count', '700', '--format',
+                     'jsonl', '-o', lines])
+  warning = capsys.readouterr().err.splitlines()[-1]
+  assert warning.startswith(f'warning: {lines} holds 700 instances, ')
+  assert warning.endswith(f'split them into {files} requests of at most '
+                          f'{per_file}: split -l {per_file} {lines} part-')
+  with open(lines) as f:
+    instances = [json.loads(line) for line in f]
+  for start in range(0, 700, per_file):  # what `split -l` makes, as bodies
+    body = {'instances': instances[start:start + per_file]}
+    assert len(json.dumps(body).encode()) <= 1_500_000
+  assert per_file * 2 > 700 / files, 'pieces are not needlessly small'
+
+
+def test_make_request_under_the_limit_has_no_warning(mnist_dir, capsys):
+  make_request.main(['--data-dir', mnist_dir, '--count', '200'])
+  captured = capsys.readouterr()
+  assert 'warning' not in captured.err
+  assert len(captured.out) < 1_500_000

@@ -89,7 +89,7 @@ def curves_chart(group, rows, sweep_dir):
       ax.set_xscale('log')  # e.g. batch 32 vs 30,000: 1,000x the steps
     ax.grid(alpha=0.3)
   acc_ax.legend(fontsize='small', loc='lower right')
-  return _png(fig)
+  return png_bytes(fig)
 
 
 def accuracy_chart(rows):
@@ -113,7 +113,7 @@ def accuracy_chart(rows):
   ax.legend(loc='lower right', bbox_to_anchor=(1.0, 1.0), ncol=2,
             fontsize='small', frameon=False)
   ax.grid(axis='x', alpha=0.3)
-  return _png(fig)
+  return png_bytes(fig)
 
 
 def _bar_label(row):
@@ -127,7 +127,8 @@ def _number(text):
   return float(text) if text not in (None, '') else 0.0
 
 
-def _png(fig):
+def png_bytes(fig):
+  """The figure as PNG bytes (tight layout, 90 dpi); closes the figure."""
   buffer = io.BytesIO()
   fig.tight_layout()
   fig.savefig(buffer, format='png', dpi=90)

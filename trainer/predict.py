@@ -3,9 +3,11 @@
 The model is a SavedModel folder or a job dir (its newest export), local or
 gs://. Inputs: PNG/JPEG files, a .npy array of pixels, a JSON file of
 instances (a request body or JSON lines, as sent to TensorFlow Serving or
-Vertex AI), or the MNIST test set of a data dir, with accuracy. Each input
-goes through the signature a server would use for it, so what this prints is
-what a server returns.
+Vertex AI), or the MNIST test set of a data dir, with accuracy; --report
+draws what the model gets wrong on that test set (trainer/report.py). Each
+input goes through the signature a server would use for it, so what this
+prints is what a server returns. An input that does not look like an MNIST
+digit gets a warning line (trainer/mnist_like.py).
 
 Flags are parsed with argparse, not absl: absl's flags are global and
 trainer.task owns them, and both modules may be imported in one process.
@@ -31,7 +33,9 @@ from trainer import cloud
 from trainer import config as config_lib
 from trainer import data
 from trainer import export
+from trainer import mnist_like
 from trainer import model
+from trainer import report
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
 NPY_SUFFIXES = ('.npy',)
@@ -132,7 +136,7 @@ def _read_bytes(path):
 def check_image(content, source):
   """Raises unless TF's decoder, the one the export runs, reads the image."""
   try:
-    tf.io.decode_image(content, channels=1, expand_animations=False)
+    decoded(content)
   except tf.errors.InvalidArgumentError:
     raise InputError(f'{source} is not a PNG or JPEG image') from None
   return content
@@ -140,6 +144,12 @@ def check_image(content, source):
 
 def read_image(path):
   return check_image(_read_bytes(path), path)
+
+
+def decoded(content):
+  """The image as TensorFlow decodes it: grayscale, at its own size."""
+  return tf.io.decode_image(content, channels=1,
+                            expand_animations=False).numpy()[:, :, 0]
 
 
 def images_batch(names, contents):
@@ -222,6 +232,23 @@ def test_set_batch(data_dir):
   return pixels_batch(images, 'test', labels)
 
 
+def input_warnings(batches):
+  """`warning: ...` lines for inputs unlike MNIST digits (trainer.mnist_like).
+
+  Checks what the user gave, not the labelled test set.
+  """
+  named = []
+  for batch in batches:
+    if batch.labels is not None:
+      continue
+    if batch.signature == export.IMAGE_SIGNATURE:
+      images = map(decoded, batch.values)
+    else:
+      images = batch.values.reshape(-1, data.IMAGE_SIZE, data.IMAGE_SIZE)
+    named.extend(zip(batch.names, images))
+  return mnist_like.warnings(named)
+
+
 def _kind(path):
   lower = path.lower()
   for kind, suffixes in (('image', IMAGE_SUFFIXES), ('npy', NPY_SUFFIXES),
@@ -255,6 +282,8 @@ def resolve_model(path, which='latest'):
   if tf.io.gfile.exists(os.path.join(path, 'saved_model.pb')):
     return path
   if not tf.io.gfile.isdir(path):
+    if tf.io.gfile.exists(path):
+      raise InputError(_file_as_model(path))
     raise InputError(f'model {path} does not exist; give a SavedModel folder '
                      'or a job dir')
   found = export.newest_export(path, which)
@@ -264,6 +293,22 @@ def resolve_model(path, which='latest'):
         '<timestamp>/; give a SavedModel folder or the job dir of a finished '
         'run')
   return found
+
+
+def _file_as_model(path):
+  """What a file given as --model is, and what to give instead."""
+  folder = os.path.dirname(path) or '.'
+  if tf.io.gfile.exists(os.path.join(folder, 'saved_model.pb')):
+    return (f'model {path} is a file inside the SavedModel folder {folder}; '
+            f'give the folder: --model {folder}')
+  if tf.io.gfile.isdir(os.path.join(folder, export.EXPORT_DIR)):
+    return (f'model {path} is a file inside the job dir {folder}; give the '
+            f'job dir: --model {folder}')
+  what = (f'a {os.path.splitext(path)[1]} file (Keras), not a SavedModel'
+          if path.endswith(('.h5', '.keras')) else
+          f'a file ({tf.io.gfile.stat(path).length:,} bytes), not a folder')
+  return (f'model {path} is {what}; give a SavedModel folder (one holding '
+          'saved_model.pb) or a job dir (one holding export/)')
 
 
 def load_model(path):
@@ -377,28 +422,75 @@ def parse_args(argv):
                       'export/best')
   parser.add_argument('--data-dir', '--data_dir', dest='data_dir',
                       help='also predict the MNIST test set in this folder '
-                      'and print the accuracy')
+                      'and print the accuracy; with --report, the test set '
+                      'to report on (default $MNIST_DATA_DIR, else the '
+                      'download cache, as for trainer.task)')
+  parser.add_argument('--report', metavar='OUT',
+                      help='write what the model gets wrong on the test set '
+                      'into this folder: confusion.png, mistakes.png, '
+                      'report.md (precision and recall per digit, also '
+                      'printed), report.json')
   parser.add_argument('--format', choices=FORMATS, default='table',
                       help='a table, or JSON lines (one object per input, '
                       'then the accuracy when labels are known)')
   args = parser.parse_args(argv)
-  if not args.inputs and not args.data_dir:
-    parser.error('give input files, --data-dir, or both')
+  if not args.inputs and not args.data_dir and not args.report:
+    parser.error('give input files, --data-dir or --report')
   return args
+
+
+def check_report_folder(folder):
+  """Fails before predicting, not after, if the report has nowhere to go."""
+  if tf.io.gfile.exists(folder) and not tf.io.gfile.isdir(folder):
+    raise InputError(f'--report {folder} is a file; give a folder for the '
+                     'report')
+  try:
+    tf.io.gfile.makedirs(folder)
+  except tf.errors.OpError as e:
+    raise InputError(f'--report {folder} cannot be made ({e.message}); give '
+                     'a folder you can write to') from None
+
+
+def write_report(folder, test, outputs, source, fmt):
+  """The report on the test set (trainer.report); its class table, printed."""
+  summary = report.summarize(test.labels, outputs, source)
+  try:
+    paths = report.write(folder, summary, test.values)
+  except tf.errors.OpError as e:
+    sys.exit(f'error: --report {folder} could not be written ({e.message}); '
+             'give a folder you can write to')
+  if fmt == 'json':
+    print(json.dumps(summary))
+  else:
+    print(report.class_table(summary))
+    print('wrote ' + ', '.join(paths))
 
 
 def main(argv=None):
   args = parse_args(argv)
   tf.get_logger().setLevel('ERROR')
+  data_dir = args.data_dir
   try:
     path = resolve_model(args.model, args.export)
-    batches = read_inputs(args.inputs, args.data_dir)
+    if args.report:
+      check_report_folder(args.report)
+      data_dir = data.resolve_data_dir(data_dir)
+    batches = read_inputs(args.inputs, data_dir)
     loaded = load_model(path)
-    rows = [row for batch in batches
-            for row in rows_of(batch, predict(loaded, batch))]
+    outputs = [predict(loaded, batch) for batch in batches]
   except (InputError, data.DataError, config_lib.UsageError) as e:
     sys.exit(f'error: {e}')
-  write_rows(rows, args.format, sys.stdout)
+  for line in input_warnings(batches):
+    print(line, file=sys.stderr)
+  if args.report:  # the test set, last: reported, not listed
+    test, test_outputs = batches.pop(), outputs.pop()
+  rows = [row for batch, output in zip(batches, outputs)
+          for row in rows_of(batch, output)]
+  if rows:
+    write_rows(rows, args.format, sys.stdout)
+  if args.report:
+    write_report(args.report, test, test_outputs,
+                 {'model': path, 'data_dir': data_dir}, args.format)
 
 
 if __name__ == '__main__':
