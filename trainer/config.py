@@ -8,12 +8,15 @@ import dataclasses
 import math
 from typing import Optional, Tuple
 
-from trainer import model
-
 MODEL_TYPES = ('premade', 'custom', 'keras')
 # Model types that take one dropout rate per hidden layer.
 PER_LAYER_DROPOUT = ('custom', 'keras')
 DISTRIBUTE = ('none', 'mirrored')
+# Names only: trainer.model maps them to TensorFlow's optimizers and
+# functions, so that this value object needs no TensorFlow.
+OPTIMIZERS = ('adam', 'adagrad', 'sgd', 'rmsprop')
+ACTIVATIONS = ('relu', 'elu', 'gelu', 'tanh', 'sigmoid')
+LR_SCHEDULES = ('constant', 'cosine')
 
 # Per model type: the values of settings left unset (None). Chosen by
 # measurement on the MNIST test set (README, "What you get"). The custom
@@ -103,9 +106,9 @@ def _validate(c):
     raise UsageError('--job-dir is required: a local folder or '
                      'gs://bucket/path for checkpoints, exports and '
                      'results.json')
-  _choice('optimizer', c.optimizer, tuple(model.OPTIMIZERS))
-  _choice('activation', c.activation, tuple(model.ACTIVATIONS))
-  _choice('lr-schedule', c.lr_schedule, model.LR_SCHEDULES)
+  _choice('optimizer', c.optimizer, OPTIMIZERS)
+  _choice('activation', c.activation, ACTIVATIONS)
+  _choice('lr-schedule', c.lr_schedule, LR_SCHEDULES)
   _choice('distribute', c.distribute, DISTRIBUTE)
   for name in ('train_steps', 'num_epochs', 'batch_size', 'learning_rate',
                'checkpoint_secs', 'keep_checkpoints', 'log_every_steps',

@@ -12,13 +12,13 @@ import tensorflow as tf
 from trainer import data
 from trainer.inputs import FEATURE_KEY
 
+# TensorFlow's side of the option names in trainer.config.
 OPTIMIZERS = {
     'adam': tf.keras.optimizers.legacy.Adam,
     'adagrad': tf.keras.optimizers.legacy.Adagrad,
     'sgd': tf.keras.optimizers.legacy.SGD,
     'rmsprop': tf.keras.optimizers.legacy.RMSprop,
 }
-
 ACTIVATIONS = {
     'relu': tf.nn.relu,
     'elu': tf.nn.elu,
@@ -26,8 +26,6 @@ ACTIVATIONS = {
     'tanh': tf.nn.tanh,
     'sigmoid': tf.nn.sigmoid,
 }
-
-LR_SCHEDULES = ('constant', 'cosine')
 
 # Name of the Keras model's output layer (its logits).
 KERAS_OUTPUT = 'logits'

@@ -58,12 +58,12 @@ flags.DEFINE_float('learning_rate', None,
                    'Initial learning rate (default: premade 0.001, custom and '
                    'keras 0.002).')
 flags.DEFINE_string('lr_schedule', _DEFAULTS.lr_schedule,
-                    f'One of {", ".join(model.LR_SCHEDULES)} (cosine decays '
+                    f'One of {", ".join(config_lib.LR_SCHEDULES)} (cosine decays '
                     'to 1% of the rate over the training steps).')
 flags.DEFINE_string('optimizer', _DEFAULTS.optimizer,
-                    f'One of {", ".join(model.OPTIMIZERS)}.')
+                    f'One of {", ".join(config_lib.OPTIMIZERS)}.')
 flags.DEFINE_string('activation', _DEFAULTS.activation,
-                    f'One of {", ".join(model.ACTIVATIONS)}.')
+                    f'One of {", ".join(config_lib.ACTIVATIONS)}.')
 flags.DEFINE_list('hidden_units',
                   [str(u) for u in _DEFAULTS.hidden_units],
                   'Widths of the hidden layers, comma separated.')
