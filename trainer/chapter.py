@@ -1,6 +1,6 @@
 """The book chapter's experiments: the settings and the accuracy it reports.
 
-Each `Experiment` is one number the chapter reports (shared/CHAPTER_RESULTS.md)
+Each `Experiment` is one number the chapter reports (its tables and text)
 with the trainer settings that reproduce its setting, the chapter's training
 budget included. `trainer.sweep` runs them; `results.md` sets our number
 beside the chapter's.
