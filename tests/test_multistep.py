@@ -177,7 +177,11 @@ def test_default_is_several_steps_for_the_custom_model_only(tmp_path):
     cfg = config_lib.Config(job_dir=str(tmp_path), model_type=model_type,
                             **overrides)
     return cfg.with_steps_per_run(in_cluster).steps_per_run
-  assert resolved('custom') == config_lib.DEFAULT_STEPS_PER_RUN > 1
+  assert resolved('custom') == 20, 'at the default batch size, 256'
+  assert resolved('custom', batch_size=128) == 40
+  assert resolved('custom', batch_size=1000) == 5
+  assert resolved('custom', batch_size=8192) == 1
+  assert resolved('custom', batch_size=32, log_every_steps=10) == 10
   assert resolved('custom', steps_per_run=3) == 3
   assert resolved('premade') == resolved('keras') == 1
   assert resolved('custom', distribute='mirrored') == 1

@@ -94,7 +94,7 @@ def test_cli_trains_evaluates_exports_and_reports(first_run):
     assert json.load(f) == results
   for key in ('export_dir', 'best_export_dir'):
     assert os.path.isfile(os.path.join(results[key], 'saved_model.pb'))
-  assert 'step 30/40' in result.stderr, 'progress lines are logged'
+  assert 'step 20/40' in result.stderr, 'progress lines are logged'
   assert os.listdir(os.path.join(job_dir, 'eval')), 'eval event files'
 
 

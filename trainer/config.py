@@ -27,10 +27,14 @@ MODEL_DEFAULTS = {
 }
 MODEL_DEFAULTS['keras'] = MODEL_DEFAULTS['custom']
 
-# Optimizer steps per Session.run of the custom model when --steps-per-run
-# is not given, chosen by measurement (README, "Performance"). The other
-# model types, and the custom model where K > 1 is not supported, take 1.
-DEFAULT_STEPS_PER_RUN = 20
+# When --steps-per-run is not given, the custom model trains about this many
+# examples per Session.run (20 steps at its batch size 256; 40 at 128, 5 at
+# 1024; at most --log-every-steps): enough steps to amortize a run's cost,
+# few enough that stacked batches stay small and progress lines and
+# checkpoints fine-grained. Chosen by measurement (README, "Performance").
+# The other model types, and the custom model where K > 1 is not
+# supported, take 1.
+EXAMPLES_PER_RUN = 5120
 
 
 class UsageError(ValueError):
@@ -100,8 +104,10 @@ class Config:
       return self
     several = (self.model_type == 'custom' and self.distribute == 'none' and
                not in_cluster)
-    return dataclasses.replace(
-        self, steps_per_run=DEFAULT_STEPS_PER_RUN if several else 1)
+    # At most one run between progress lines, so none is skipped.
+    auto = min(EXAMPLES_PER_RUN // self.batch_size, self.log_every_steps)
+    return dataclasses.replace(self,
+                               steps_per_run=max(1, auto) if several else 1)
 
 
 def _choice(name, value, allowed):

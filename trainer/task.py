@@ -95,9 +95,11 @@ flags.DEFINE_integer('keep_checkpoints', _DEFAULTS.keep_checkpoints,
 flags.DEFINE_integer('log_every_steps', _DEFAULTS.log_every_steps,
                      'Steps between progress lines.')
 flags.DEFINE_integer('steps_per_run', None,
-                     'Optimizer steps per Session.run (custom model: default '
-                     f'{config_lib.DEFAULT_STEPS_PER_RUN}; premade, keras, '
-                     '--distribute mirrored and TF_CONFIG clusters: 1). '
+                     'Optimizer steps per Session.run. Default: custom model '
+                     f'{config_lib.EXAMPLES_PER_RUN} examples per run over '
+                     '--batch-size (20 at 256), at most --log-every-steps; '
+                     'premade, keras, --distribute mirrored and TF_CONFIG '
+                     'clusters 1. '
                      'Faster; progress lines, loss summaries and checkpoints '
                      'then fall on multiples of it, and the run still ends '
                      'at exactly --train-steps.')
