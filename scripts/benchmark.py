@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -292,9 +293,17 @@ def run_child(part, batch_size, args):
 
 
 def ratios(rows):
-  """trainer/keras, trainer/bare and K/K=1 per batch size, from speed rows."""
-  speed = {(r['part'], r['batch_size']): r['examples_per_sec'] for r in rows
-           if r.get('examples_per_sec')}
+  """trainer/keras, trainer/bare and K/K=1 per batch size, from speed rows.
+
+  With --repeats, each part's median speed (a part's repeats alternate with
+  the other parts', so a burst of load elsewhere hits them all alike).
+  """
+  measured = {}
+  for r in rows:
+    if r.get('examples_per_sec'):
+      measured.setdefault((r['part'], r['batch_size']), []).append(
+          r['examples_per_sec'])
+  speed = {key: statistics.median(values) for key, values in measured.items()}
   out = []
   for (part, batch), value in sorted(speed.items()):
     if part not in TRAINER_PARTS:
@@ -338,6 +347,9 @@ def parse_args(argv):
   parser.add_argument('--steps-per-run', type=int,
                       help='K of the custom and custom_dropout parts (default: '
                       "the trainer's default)")
+  parser.add_argument('--repeats', type=int, default=1,
+                      help='measure each speed part this many times, in turn '
+                      'with the others; ratios use the medians')
   parser.add_argument('--parts', default=','.join(DEFAULT_PARTS),
                       help='which parts to run: ' + ', '.join(PARTS))
   parser.add_argument('--eval-secs', type=int, default=5,
@@ -362,7 +374,8 @@ def main(argv=None):
   parts = args.parts.split(',')
   jobs = [(p, int(b)) for b in args.batch_sizes.split(',') for p in parts
           if p in SPEED_PARTS]
-  jobs += [(p, 128) for p in parts if p in ACCURACY_PARTS]
+  jobs = jobs * args.repeats + [(p, 128) for p in parts
+                                if p in ACCURACY_PARTS]
   rows, started = [], time.time()
   for i, (part, batch_size) in enumerate(jobs, 1):
     elapsed = time.time() - started

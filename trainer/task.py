@@ -216,10 +216,10 @@ def run(cfg, role=None):
   """
   started = time.time()
   role = role or cluster.Role()
+  cfg = cfg.with_steps_per_run(in_cluster=not role.is_local)
   cloud.check_bucket(cfg.job_dir)
   mnist = data.load(data.resolve_data_dir(cfg.data_dir))
-  cfg = cfg.with_train_steps(mnist.train.size).with_steps_per_run(
-      in_cluster=not role.is_local)
+  cfg = cfg.with_train_steps(mnist.train.size)
   jobdir.prepare(cfg)
   estimator = model.build_estimator(cfg, run_config(cfg, role))
   if role.is_chief:
