@@ -7,6 +7,7 @@ a partial batch of 24, so every run below crosses partial batches.
 import dataclasses
 import logging
 import os
+import re
 
 import numpy as np
 import pytest
@@ -202,8 +203,7 @@ def test_default_is_several_steps_for_the_custom_model_only(tmp_path):
      '--steps-per-run=0 must be greater than 0'),
 ])
 def test_unsupported_steps_per_run_is_refused(tmp_path, overrides, message):
-  with pytest.raises(config_lib.UsageError, match='^' + message.replace(
-      '.', r'\.').replace('(', r'\(')):
+  with pytest.raises(config_lib.UsageError, match='^' + re.escape(message)):
     config_lib.Config(job_dir=str(tmp_path), **overrides)
 
 
