@@ -142,6 +142,10 @@ def test_rerun_of_a_finished_job_reports_its_results(first_run, mnist_dir):
      'has 3 rates but --hidden-units=64,32 has 2 layers'),
     (['--dropout', '0.1,0.2'], 'the premade model takes one rate'),
     (['--distribute', 'tpu'], '--distribute=tpu is not supported'),
+    (['--steps-per-run', '2'],
+     '--steps-per-run=2 is supported by --model-type=custom only'),
+    (['--model-type', 'custom', '--steps-per-run', '4', '--distribute',
+      'mirrored'], '--steps-per-run=4 is not supported with --distribute'),
 ])
 def test_bad_flags_fail_with_one_line_and_touch_nothing(
     main_in_process, first_run, mnist_dir, args, message):

@@ -95,14 +95,14 @@ flags.DEFINE_integer('keep_checkpoints', _DEFAULTS.keep_checkpoints,
 flags.DEFINE_integer('log_every_steps', _DEFAULTS.log_every_steps,
                      'Steps between progress lines.')
 flags.DEFINE_integer('steps_per_run', None,
-                     'Optimizer steps per Session.run. Default: custom model '
-                     f'{config_lib.EXAMPLES_PER_RUN} examples per run over '
-                     '--batch-size (20 at 256), at most --log-every-steps; '
-                     'premade, keras, --distribute mirrored and TF_CONFIG '
-                     'clusters 1. '
-                     'Faster; progress lines, loss summaries and checkpoints '
-                     'then fall on multiples of it, and the run still ends '
-                     'at exactly --train-steps.')
+                     'Optimizer steps per Session.run, for speed; the model '
+                     'is the same. Default: for the custom model, '
+                     f'{config_lib.EXAMPLES_PER_RUN} examples per run (20 '
+                     'steps at --batch-size 256), at most --log-every-steps; '
+                     '1 for premade, keras, --distribute mirrored and '
+                     'TF_CONFIG clusters. Progress lines, loss summaries and '
+                     'checkpoints may then fall on a multiple of it; the run '
+                     'still ends at exactly --train-steps.')
 flags.DEFINE_string('distribute', _DEFAULTS.distribute,
                     'none: one device, or the parameter-server cluster that '
                     'TF_CONFIG describes; mirrored: every GPU of this machine '
