@@ -6,14 +6,16 @@ count, so one part's graphs, threads and memory cannot slow another; each
 process reports its own peak resident memory. Prints one JSON line per
 measurement on stdout, progress and a summary table on stderr.
 
-  python scripts/benchmark.py --data-dir ../shared/data/mnist
-  python scripts/benchmark.py --batch-sizes 128,1024 --parts premade,bare
+  python scripts/benchmark.py --data-dir DIR
+  python scripts/benchmark.py --batch-sizes 128 --parts bare,custom \\
+      --steps-per-run 50
 """
 
 import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,8 +25,15 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SPEED_PARTS = ('matmul', 'bare', 'keras', 'keras_legacy_adam', 'premade',
-               'custom', 'custom_dropout')
+               'custom_k1', 'custom', 'custom_dropout_k1', 'custom_dropout')
 ACCURACY_PARTS = ('time98_premade', 'time98_custom', 'time98_keras')
+# The default run (a few minutes): the custom model at K = 1 and at the
+# default K, with and without dropout, beside the bare loop and Keras.
+DEFAULT_PARTS = ('bare', 'keras', 'custom_k1', 'custom', 'custom_dropout_k1',
+                 'custom_dropout')
+# Trainer parts whose speed is compared with the baselines.
+TRAINER_PARTS = ('premade', 'custom_k1', 'custom', 'custom_dropout_k1',
+                 'custom_dropout')
 HIDDEN = (512, 256, 128)
 TARGET_ACCURACY = 0.98
 
@@ -169,7 +178,7 @@ def _trainer_config(args, model_type, job_dir, **overrides):
   from trainer import config  # pylint: disable=g-import-not-at-top
   settings = dict(job_dir=job_dir, data_dir=args.data_dir,
                   model_type=model_type, batch_size=args.batch_size,
-                  train_steps=args.steps)
+                  train_steps=args.steps, steps_per_run=args.steps_per_run)
   settings.update(overrides)
   return config.Config(**settings)
 
@@ -184,7 +193,8 @@ def _trainer_part(model_type, **overrides):
       results = task.run(_trainer_config(args, model_type, job_dir,
                                          **overrides))
     return {'examples_per_sec': results['examples_per_sec'],
-            'accuracy': results['accuracy']}
+            'accuracy': results['accuracy'],
+            'steps_per_run': results['config']['steps_per_run']}
   return part
 
 
@@ -247,11 +257,15 @@ PARTS = {
     'keras': _keras_part(legacy_adam=False),
     # The same with the trainer's legacy Adam, to separate the two effects.
     'keras_legacy_adam': _keras_part(legacy_adam=True),
-    'premade': _trainer_part('premade'),
-    # The same MLP as Keras and the bare step: no dropout.
+    'premade': _trainer_part('premade', steps_per_run=None),
+    # The same MLP as Keras and the bare step: no dropout; one step per
+    # Session.run, then --steps-per-run (default: the trainer's default).
+    'custom_k1': _trainer_part('custom', dropout=(0.0,) * len(HIDDEN),
+                               input_dropout=0.0, steps_per_run=1),
     'custom': _trainer_part('custom', dropout=(0.0,) * len(HIDDEN),
                             input_dropout=0.0),
     # The custom model's defaults (input and per-layer dropout).
+    'custom_dropout_k1': _trainer_part('custom', steps_per_run=1),
     'custom_dropout': _trainer_part('custom'),
     'time98_premade': _trainer_time98('premade'),
     'time98_custom': _trainer_time98('custom'),
@@ -263,11 +277,14 @@ PARTS = {
 
 
 def run_child(part, batch_size, args):
+  steps = args.steps or max(300, args.examples // batch_size)
   command = [sys.executable, os.path.abspath(__file__), '--child', part,
-             '--batch-size', str(batch_size), '--steps', str(args.steps),
+             '--batch-size', str(batch_size), '--steps', str(steps),
              '--eval-secs', str(args.eval_secs)]
   if args.data_dir:
     command += ['--data-dir', args.data_dir]
+  if args.steps_per_run:
+    command += ['--steps-per-run', str(args.steps_per_run)]
   result = subprocess.run(command, capture_output=True, text=True, check=False)
   if result.returncode:
     log(f'{part} failed:\n{result.stderr[-2000:]}')
@@ -276,14 +293,25 @@ def run_child(part, batch_size, args):
 
 
 def ratios(rows):
-  """trainer/keras and trainer/bare per batch size, from the speed rows."""
-  speed = {(r['part'], r['batch_size']): r['examples_per_sec'] for r in rows
-           if r.get('examples_per_sec')}
+  """trainer/keras, trainer/bare and K/K=1 per batch size, from speed rows.
+
+  With --repeats, each part's median speed (a part's repeats alternate with
+  the other parts', so a burst of load elsewhere hits them all alike).
+  """
+  measured = {}
+  for r in rows:
+    if r.get('examples_per_sec'):
+      measured.setdefault((r['part'], r['batch_size']), []).append(
+          r['examples_per_sec'])
+  speed = {key: statistics.median(values) for key, values in measured.items()}
   out = []
   for (part, batch), value in sorted(speed.items()):
-    if part not in ('premade', 'custom', 'custom_dropout'):
+    if part not in TRAINER_PARTS:
       continue
-    for base in ('keras', 'bare'):
+    bases = ['keras', 'bare']
+    if part in ('custom', 'custom_dropout'):
+      bases.append(part + '_k1')
+    for base in bases:
       if (base, batch) in speed:
         out.append({'part': f'{part}/{base}', 'batch_size': batch,
                     'ratio': round(value / speed[(base, batch)], 3)})
@@ -308,11 +336,21 @@ def parse_args(argv):
   parser.add_argument('--data-dir', default=os.environ.get('MNIST_DATA_DIR'),
                       help='MNIST folder (default $MNIST_DATA_DIR, else the '
                       'download cache)')
-  parser.add_argument('--batch-sizes', default='128',
+  parser.add_argument('--batch-sizes', default='128,1024',
                       help='comma-separated batch sizes for the speed parts')
-  parser.add_argument('--steps', type=int, default=3000,
-                      help='training steps per speed measurement')
-  parser.add_argument('--parts', default=','.join(SPEED_PARTS + ACCURACY_PARTS),
+  parser.add_argument('--examples', type=int, default=400_000,
+                      help='training examples per speed measurement (steps: '
+                      'this over the batch size, at least 300)')
+  parser.add_argument('--steps', type=int,
+                      help='training steps per speed measurement, instead of '
+                      '--examples')
+  parser.add_argument('--steps-per-run', type=int,
+                      help='K of the custom and custom_dropout parts (default: '
+                      "the trainer's default)")
+  parser.add_argument('--repeats', type=int, default=1,
+                      help='measure each speed part this many times, in turn '
+                      'with the others; ratios use the medians')
+  parser.add_argument('--parts', default=','.join(DEFAULT_PARTS),
                       help='which parts to run: ' + ', '.join(PARTS))
   parser.add_argument('--eval-secs', type=int, default=5,
                       help='evaluation cadence of the time-to-98%% runs')
@@ -336,7 +374,8 @@ def main(argv=None):
   parts = args.parts.split(',')
   jobs = [(p, int(b)) for b in args.batch_sizes.split(',') for p in parts
           if p in SPEED_PARTS]
-  jobs += [(p, 128) for p in parts if p in ACCURACY_PARTS]
+  jobs = jobs * args.repeats + [(p, 128) for p in parts
+                                if p in ACCURACY_PARTS]
   rows, started = [], time.time()
   for i, (part, batch_size) in enumerate(jobs, 1):
     elapsed = time.time() - started

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# On a machine with an NVIDIA GPU: install the GPU build of TensorFlow 2.15
-# into .venv-gpu, confirm TensorFlow sees the GPU, then run the benchmark
-# there, larger batch sizes included. Arguments go to scripts/benchmark.py.
+# On a machine with an NVIDIA GPU, in one call: install the GPU build of
+# TensorFlow 2.15 into .venv-gpu, confirm TensorFlow sees the GPU, then run
+# the benchmark there: the custom model at --steps-per-run 1 and at its
+# default, with and without dropout, beside the bare tf.function loop and
+# Keras, at batch sizes 128 to 8192. Arguments go to scripts/benchmark.py
+# (e.g. --steps-per-run 100 to measure another K).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export VENV=$ROOT/.venv-gpu
@@ -25,4 +28,6 @@ if not gpus:
     sys.exit('error: TensorFlow does not see the GPU; check the driver and CUDA libraries')
 PY
 cd "$ROOT"
-exec "$VENV/bin/python" scripts/benchmark.py --batch-sizes 128,1024,8192 "$@"
+exec "$VENV/bin/python" scripts/benchmark.py --batch-sizes 128,1024,8192 \
+  --parts matmul,bare,keras,custom_k1,custom,custom_dropout_k1,custom_dropout \
+  "$@"

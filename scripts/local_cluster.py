@@ -13,7 +13,7 @@ SIGTERM (the chief then saves a checkpoint) and, after --grace-secs, SIGKILL.
 Tasks die with this script too (Linux). Rerunning the same command resumes.
 
   scripts/local_cluster.py --workers 2 --ps 1 --evaluator -- \\
-      --job-dir jobs/cluster --data-dir ../shared/data/mnist --train-steps 2000
+      --job-dir jobs/cluster --data-dir DIR --train-steps 2000
 
 Exit status: 0 when the job finished (the chief's results JSON is printed),
 1 when a task failed, 130 on Ctrl-C, 143 on SIGTERM.

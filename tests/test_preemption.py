@@ -18,13 +18,20 @@ from trainer import jobdir
 TARGET = 3000  # steps: a few seconds, so the run is still going when stopped
 
 
-@pytest.fixture
-def command(tmp_path, mnist_dir):
-  """The same trainer command for the interrupted run and the rerun."""
+# Model flags, and the steps per Session.run they train with: every
+# checkpoint falls on a multiple of it.
+MODELS = {'premade': ([], 1),
+          'custom-k7': (['--model-type', 'custom', '--steps-per-run', '7'], 7)}
+
+
+@pytest.fixture(params=sorted(MODELS))
+def command(request, tmp_path, mnist_dir):
+  """The same trainer command for the interrupted run and the rerun, and K."""
   job_dir = str(tmp_path / 'job')
+  flags, steps_per_run = MODELS[request.param]
   return job_dir, [*processes.TASK, '--data-dir', mnist_dir, '--job-dir',
                    job_dir, '--train-steps', str(TARGET), '--eval-secs', '600',
-                   *processes.SMALL]
+                   *processes.SMALL, *flags], steps_per_run
 
 
 def interrupt(args, log, sig, wait):
@@ -36,11 +43,12 @@ def interrupt(args, log, sig, wait):
   return seen, proc.returncode
 
 
-def assert_every_checkpoint_readable(job_dir):
+def assert_every_checkpoint_readable(job_dir, steps_per_run):
   state = tf.train.get_checkpoint_state(job_dir)
   for path in state.all_model_checkpoint_paths:
     step = int(path.rsplit('-', 1)[1])
     assert tf.train.load_variable(path, 'global_step') == step
+    assert step % steps_per_run == 0
 
 
 def rerun_finishes(job_dir, args, resumed_from):
@@ -54,12 +62,12 @@ def rerun_finishes(job_dir, args, resumed_from):
 
 def test_sigkill_then_rerun_resumes_from_the_newest_checkpoint(command,
                                                                tmp_path):
-  job_dir, args = command
+  job_dir, args, steps_per_run = command
   seen, status = interrupt(
       args, tmp_path / 'killed.log', signal.SIGKILL,
       lambda proc: processes.wait_for_checkpoint_after(job_dir, 0, proc))
   assert status == -signal.SIGKILL
-  assert_every_checkpoint_readable(job_dir)
+  assert_every_checkpoint_readable(job_dir, steps_per_run)
   newest = jobdir.global_step(job_dir)
   assert seen <= newest < TARGET
   assert not os.path.exists(os.path.join(job_dir, 'results.json'))
@@ -69,12 +77,13 @@ def test_sigkill_then_rerun_resumes_from_the_newest_checkpoint(command,
 def test_sigterm_saves_a_final_checkpoint_then_rerun_resumes(command,
                                                              tmp_path):
   """No periodic checkpoint after step 0: the one past step 500 is SIGTERM's."""
-  job_dir, args = command
+  job_dir, args, steps_per_run = command
   log = tmp_path / 'terminated.log'
   args = [*args, '--checkpoint-secs', '3600']
-  _, status = interrupt(
+  _, status = interrupt(  # the first progress line at step 500 or later
       args, log, signal.SIGTERM,
-      lambda proc: processes.wait_for_line(log, rf'step 500/{TARGET}', proc))
+      lambda proc: processes.wait_for_line(log, rf'step \d{{3,}}/{TARGET}',
+                                           proc))
   saved = jobdir.global_step(job_dir)
   assert status == 128 + signal.SIGTERM
   assert log.read_text().strip().splitlines()[-1] == (
@@ -82,7 +91,7 @@ def test_sigterm_saves_a_final_checkpoint_then_rerun_resumes(command,
       f'step {saved}; rerun the same command to resume')
   assert 500 <= saved < TARGET
   assert 'Traceback' not in log.read_text()
-  assert_every_checkpoint_readable(job_dir)
+  assert_every_checkpoint_readable(job_dir, steps_per_run)
   assert not os.path.exists(os.path.join(job_dir, 'results.json'))
   rerun_finishes(job_dir, args, resumed_from=saved)
 

@@ -94,7 +94,7 @@ def test_cli_trains_evaluates_exports_and_reports(first_run):
     assert json.load(f) == results
   for key in ('export_dir', 'best_export_dir'):
     assert os.path.isfile(os.path.join(results[key], 'saved_model.pb'))
-  assert 'step 30/40' in result.stderr, 'progress lines are logged'
+  assert 'step 20/40' in result.stderr, 'progress lines are logged'
   assert os.listdir(os.path.join(job_dir, 'eval')), 'eval event files'
 
 
@@ -141,6 +141,10 @@ def test_rerun_of_a_finished_job_reports_its_results(first_run, mnist_dir):
      'all layers or one per layer'),
     (['--dropout', '0.1,0.2'], 'the premade model takes one rate'),
     (['--distribute', 'tpu'], '--distribute=tpu is not supported'),
+    (['--steps-per-run', '2'],
+     '--steps-per-run=2 is supported by --model-type=custom only'),
+    (['--model-type', 'custom', '--steps-per-run', '4', '--distribute',
+      'mirrored'], '--steps-per-run=4 is not supported with --distribute'),
 ])
 def test_bad_flags_fail_with_one_line_and_touch_nothing(
     main_in_process, first_run, mnist_dir, args, message):

@@ -30,6 +30,15 @@ MODEL_DEFAULTS = {
 }
 MODEL_DEFAULTS['keras'] = MODEL_DEFAULTS['custom']
 
+# When --steps-per-run is not given, the custom model trains about this many
+# examples per Session.run (20 steps at its batch size 256; 40 at 128, 5 at
+# 1024; at most --log-every-steps): enough steps to amortize a run's cost,
+# few enough that stacked batches stay small and progress lines and
+# checkpoints fine-grained. Chosen by measurement (README, "Performance").
+# The other model types, and the custom model where K > 1 is not
+# supported, take 1.
+EXAMPLES_PER_RUN = 5120
+
 
 class UsageError(ValueError):
   """A bad flag or setting; the message names the value and the fix."""
@@ -61,6 +70,7 @@ class Config:
   log_every_steps: int = 500
   summary_steps: int = 100  # steps between training-loss summaries
   distribute: str = 'none'
+  steps_per_run: Optional[int] = None  # None: with_steps_per_run decides
 
   def __post_init__(self):
     _choice('model-type', self.model_type, MODEL_TYPES)
@@ -88,6 +98,21 @@ class Config:
       return self
     steps = math.ceil(self.num_epochs * train_size / self.batch_size)
     return dataclasses.replace(self, train_steps=max(1, steps))
+
+  def with_steps_per_run(self, in_cluster):
+    """Resolves the default --steps-per-run now that the role is known."""
+    if in_cluster and (self.steps_per_run or 1) > 1:
+      raise UsageError(f'--steps-per-run={self.steps_per_run} is not '
+                       'supported in a TF_CONFIG cluster: its workers share '
+                       'the global step; drop --steps-per-run or TF_CONFIG')
+    if self.steps_per_run is not None:
+      return self
+    several = (self.model_type == 'custom' and self.distribute == 'none' and
+               not in_cluster)
+    # At most one run between progress lines, so none is skipped.
+    auto = min(EXAMPLES_PER_RUN // self.batch_size, self.log_every_steps)
+    return dataclasses.replace(self,
+                               steps_per_run=max(1, auto) if several else 1)
 
 
 def _choice(name, value, allowed):
@@ -137,8 +162,23 @@ def _validate(c):
         f'--dropout={_csv(c.dropout)} has {len(c.dropout)} rates but '
         f'--hidden-units={_csv(c.hidden_units)} has {len(c.hidden_units)} '
         'layers; give one rate for all layers or one per layer')
+  _check_steps_per_run(c)
   if c.batch_norm and c.model_type != 'premade':
     raise UsageError('--batch-norm is supported by --model-type=premade only')
+
+
+def _check_steps_per_run(c):
+  k = c.steps_per_run
+  _positive('steps-per-run', k)
+  if k is None or k == 1:
+    return
+  if c.model_type != 'custom':
+    raise UsageError(f'--steps-per-run={k} is supported by --model-type='
+                     f'custom only: the {c.model_type} model function runs '
+                     'one step per Session.run; drop --steps-per-run')
+  if c.distribute != 'none':
+    raise UsageError(f'--steps-per-run={k} is not supported with '
+                     f'--distribute {c.distribute}; drop one of them')
 
 
 def _csv(values):

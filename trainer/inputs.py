@@ -10,6 +10,7 @@ float work (cast, scaling) happens per batch, not per example: per-element
 import tensorflow as tf
 
 from trainer import data
+from trainer import multistep
 
 FEATURE_KEY = 'x'
 
@@ -39,11 +40,14 @@ def _whole_split(split):
 
 
 def train_input_fn(split, batch_size, seed, scale_inputs=True,
-                   num_epochs=None, shard=(0, 1)):
+                   num_epochs=None, shard=(0, 1), steps_per_run=1):
   """Shuffled batches, a fresh order each epoch, repeating `num_epochs` times.
 
   The order depends only on (seed, shard, epoch), so a run is reproducible.
   `shard` = (index, count) gives each replica of a cluster its own order.
+  With steps_per_run K > 1, each element is K consecutive batches of that
+  order, stacked ([K, batch_size, 784]); an epoch's partial last batch is
+  padded with multistep.PAD_LABEL rows (see trainer/multistep.py).
   """
   index, count = shard
 
@@ -61,6 +65,9 @@ def train_input_fn(split, batch_size, seed, scale_inputs=True,
     whole = _whole_split(split).cache()
     batches = tf.data.Dataset.zip((whole.repeat(), epochs)).flat_map(
         epoch_batches)
+    if steps_per_run > 1:
+      return _to_features(_stacked(batches, batch_size, steps_per_run),
+                          scale_inputs)
     return _to_features(batches, scale_inputs)
 
   return input_fn
@@ -82,8 +89,18 @@ def predict_input_fn(split, batch_size, scale_inputs=True):
   return lambda: evaluate().map(lambda features, labels: features)
 
 
+def _stacked(batches, batch_size, count):
+  """`count` batches per element, padded to batch_size rows (still uint8)."""
+  return batches.padded_batch(
+      count, padded_shapes=([batch_size, data.PIXELS], [batch_size]),
+      padding_values=(tf.constant(0, tf.uint8), multistep.PAD_LABEL))
+
+
 def _to_features(batches, scale_inputs):
-  return batches.map(
-      lambda images, labels: (pixels_to_features(images, scale_inputs),
-                              labels),
-      num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+  def features(images, labels):
+    x = pixels_to_features(images, scale_inputs)[FEATURE_KEY]
+    # Stacked batches keep their leading [K, batch] shape.
+    return {FEATURE_KEY: tf.reshape(x, tf.concat(
+        [tf.shape(labels), [data.PIXELS]], 0))}, labels
+  return batches.map(features, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+      tf.data.AUTOTUNE)

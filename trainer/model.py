@@ -10,6 +10,7 @@ restart. All export the same serving signature.
 import tensorflow as tf
 
 from trainer import data
+from trainer import multistep
 from trainer.inputs import FEATURE_KEY
 
 # TensorFlow's side of the option names in trainer.config.
@@ -119,47 +120,102 @@ def _initializer(hp, layer):
   return tf.keras.initializers.GlorotUniform(seed=hp.seed + layer)
 
 
+def _dropout(x, rate, seed):
+  """Inverted dropout whose mask depends only on `seed`.
+
+  Seeded by (hp.seed, global step, layer), a step draws the same mask
+  however many steps a Session.run takes (--steps-per-run) and after a
+  resume.
+  """
+  keep = tf.random.stateless_uniform(tf.shape(x), seed) >= rate
+  return tf.where(keep, x / (1 - rate), tf.zeros_like(x))
+
+
+def _network(hp):
+  """The custom model's layers; returns logits(x, step=None).
+
+  With `step` (training) each hidden layer, and the pixels when
+  `input_dropout` is set, is followed by its dropout rate.
+  The layers are created here, in one order, so their variable names do
+  not depend on where they are first called.
+  """
+  hidden = [tf.keras.layers.Dense(units, activation=ACTIVATIONS[hp.activation],
+                                  kernel_initializer=_initializer(hp, i))
+            for i, units in enumerate(hp.hidden_units, 1)]
+  output = tf.keras.layers.Dense(data.NUM_CLASSES,
+                                 kernel_initializer=_initializer(hp, 0))
+
+  def logits(x, step=None):
+    def dropout(x, rate, layer):
+      if step is None or not rate:
+        return x
+      seed = tf.stack([tf.cast(hp.seed, tf.int64), tf.cast(step, tf.int64)])
+      return _dropout(x, rate,
+                      tf.random.experimental.stateless_fold_in(seed, layer))
+    x = dropout(x, hp.input_dropout, 0)
+    for i, (layer, rate) in enumerate(zip(hidden, hp.dropout), 1):
+      x = dropout(layer(x), rate, i)
+    return output(x)
+  logits.layers = hidden + [output]
+  return logits
+
+
+def _train_step(hp, network):
+  """train_step(x, labels) -> (loss, update op), on one optimizer.
+
+  The optimizer is built once, outside any training loop; its step counter
+  is the global step, so a schedule and Adam's bias correction follow it.
+  """
+  optimizer = make_optimizer(hp)
+  global_step = tf.compat.v1.train.get_or_create_global_step()
+  optimizer.iterations = global_step
+  # A tf.distribute strategy sums the replicas' gradients; scale each
+  # replica's mean loss as the canned heads do, so the sum is the batch mean.
+  replicas = tf.distribute.get_strategy().num_replicas_in_sync
+
+  def train_step(x, labels):
+    loss = _loss(labels, network(x, step=global_step.read_value()))
+    variables = [w for layer in network.layers for w in layer.trainable_weights]
+    return loss, optimizer.get_updates(loss / replicas, variables)[0]
+  return train_step
+
+
+def _loss(labels, logits):
+  return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+      labels=labels, logits=logits))
+
+
 def custom_model_fn(features, labels, mode, params):
   """Dense layers, each followed by its own dropout rate (training only).
 
   Optional dropout on the pixels themselves (`input_dropout`) regularizes
-  the first, widest layer, which holds most of the weights.
+  the first, widest layer, which holds most of the weights. Stacked
+  training features ([K, batch, 784], see multistep) train K steps per run.
   """
   hp = params
-  training = mode == tf.estimator.ModeKeys.TRAIN
+  network = _network(hp)
   x = features[FEATURE_KEY]
-  if hp.input_dropout:
-    x = tf.keras.layers.Dropout(hp.input_dropout)(x, training=training)
-  for i, (units, rate) in enumerate(zip(hp.hidden_units, hp.dropout), 1):
-    x = tf.keras.layers.Dense(units, activation=ACTIVATIONS[hp.activation],
-                              kernel_initializer=_initializer(hp, i))(x)
-    if rate:
-      x = tf.keras.layers.Dropout(rate)(x, training=training)
-  logits = tf.keras.layers.Dense(data.NUM_CLASSES,
-                                 kernel_initializer=_initializer(hp, 0))(x)
-  predictions = _predictions(logits)
-  class_ids = predictions['class_ids']
+  if mode == tf.estimator.ModeKeys.TRAIN:
+    train_step = _train_step(hp, network)
+    if not multistep.is_stacked(x):
+      loss, train_op = train_step(x, labels)
+      return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
+    network(x[0])  # builds the variables before the loop; never runs
+    loss, train_op, hook = multistep.train_loop(
+        x, labels, train_step, hp.steps_per_run, hp.train_steps)
+    return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op,
+                                      training_hooks=[hook])
 
+  logits = network(x)
+  predictions = _predictions(logits)
   if mode == tf.estimator.ModeKeys.PREDICT:
     return tf.estimator.EstimatorSpec(
         mode, predictions=predictions,
         export_outputs=_export_outputs(predictions))
-
-  loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-      labels=labels, logits=logits))
-  if mode == tf.estimator.ModeKeys.EVAL:
-    accuracy = tf.compat.v1.metrics.accuracy(labels, class_ids)
-    return tf.estimator.EstimatorSpec(
-        mode, loss=loss, eval_metric_ops={'accuracy': accuracy})
-
-  optimizer = make_optimizer(hp)
-  optimizer.iterations = tf.compat.v1.train.get_or_create_global_step()
-  # A tf.distribute strategy sums the replicas' gradients; scale each
-  # replica's mean loss as the canned heads do, so the sum is the batch mean.
-  replicas = tf.distribute.get_strategy().num_replicas_in_sync
-  train_op = optimizer.get_updates(
-      loss / replicas, tf.compat.v1.trainable_variables())[0]
-  return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
+  accuracy = tf.compat.v1.metrics.accuracy(labels, predictions['class_ids'])
+  return tf.estimator.EstimatorSpec(
+      mode, loss=_loss(labels, logits),
+      eval_metric_ops={'accuracy': accuracy})
 
 
 def keras_model(hp):

@@ -1,7 +1,7 @@
 """Progress lines while training, and an honest examples/s figure.
 
-Throughput counts only steady-state training steps: the first step of a
-session (graph warm-up) and any step during which a checkpoint was saved
+Throughput counts only steady-state training steps: the first run of a
+session (graph warm-up) and any run during which a checkpoint was saved
 (and, through train_and_evaluate, an evaluation and export ran) are left out
 of the timing, so the figure means the same for a 1-minute and a 1-hour run.
 """
@@ -11,6 +11,8 @@ import time
 
 import tensorflow as tf
 from absl import logging
+
+from trainer import multistep
 
 
 class Throughput:
@@ -28,44 +30,58 @@ class Throughput:
 
 
 class ProgressHook(tf.compat.v1.train.SessionRunHook):
-  """Times every step; fetches and logs step, loss and speed every N steps.
+  """Times every run; logs step, loss and speed every N steps.
 
-  Fetching only on logging steps keeps the hook off the per-step path.
+  A run takes `steps_per_run` steps (fewer for the last), so a line falls
+  on the first run that reaches a multiple of N. Only logging runs fetch
+  anything, which keeps the hook off the per-step path; the step logged is
+  read after the run, so it is exact (in a cluster too, where other workers
+  move the global step).
   """
 
-  def __init__(self, throughput, max_steps, every_steps):
+  def __init__(self, throughput, max_steps, every_steps, steps_per_run=1):
     self._throughput = throughput
     self._max_steps = max_steps
     self._every = every_steps
+    self._steps_per_run = steps_per_run
 
   def begin(self):
     self._global_step = tf.compat.v1.train.get_global_step()
     # The Estimator adds its EstimatorSpec.loss to LOSSES last.
-    self._fetches = {
-        'step': self._global_step,
-        'loss': tf.compat.v1.get_collection(
-            tf.compat.v1.GraphKeys.LOSSES)[-1],
-    }
-    self._calls = 0
-    self._last = None  # the first step of a session (warm-up) is not timed
+    self._loss = tf.compat.v1.get_collection(
+        tf.compat.v1.GraphKeys.LOSSES)[-1]
+    self._last = None  # the first run of a session (warm-up) is not timed
+
+  def after_create_session(self, session, coord):
+    self._step = session.run(self._global_step)
+    self._first_run = True
+
+  def _run_steps(self):
+    return max(1, multistep.run_length(self._step, self._steps_per_run,
+                                       self._max_steps))
 
   def before_run(self, run_context):
-    self._calls += 1
-    if (self._calls - 1) % self._every == 0:
-      return tf.compat.v1.train.SessionRunArgs(self._fetches)
+    after = self._step + self._run_steps()
+    self._logging = (self._first_run or
+                     after // self._every > self._step // self._every)
+    self._first_run = False
+    if self._logging:
+      return tf.compat.v1.train.SessionRunArgs(self._loss)
     return None
 
   def after_run(self, run_context, run_values):
     now = time.perf_counter()
+    steps = self._run_steps()
+    self._step += steps
     t = self._throughput
     if self._last is not None and not t.paused:
-      t.steps += 1
+      t.steps += steps
       t.seconds += now - self._last
     t.paused = False
     self._last = now
-    if run_values.results:
-      self._log(run_values.results['step'],
-                float(run_values.results['loss']))
+    if self._logging:
+      self._step = run_context.session.run(self._global_step)
+      self._log(self._step, float(run_values.results))
 
   def end(self, session):
     speed = self._throughput.examples_per_sec
