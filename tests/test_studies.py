@@ -7,6 +7,7 @@ make a valid run of each model type; two of them train end to end.
 """
 
 import glob
+import logging
 import math
 import os
 import random
@@ -103,6 +104,9 @@ def test_the_shipped_studies_are_found_and_agree():
 def parse(monkeypatch):
   """trainer.task's own flags -> Config, in this process."""
   monkeypatch.delenv('TF_CONFIG', raising=False)
+  absl_logger = logging.getLogger('absl')
+  # Parsing sets absl's log level from --verbosity; later tests read INFO.
+  monkeypatch.setattr(absl_logger, 'level', absl_logger.level)
 
   def config(argv):
     task.FLAGS.unparse_flags()
