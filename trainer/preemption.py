@@ -59,6 +59,8 @@ class StopOnSigterm:
     return self
 
   def __exit__(self, *exc_info):
+    if self.requested:
+      return  # stopping: a second signal still stops at once, until exit
     for signum, previous in self._previous.items():
       signal.signal(signum, previous)
 
