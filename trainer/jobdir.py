@@ -49,20 +49,10 @@ def prepare(cfg):
     _check_same_learning(cfg, saved)
 
 
-def adopt(cfg, estimator, start_step):
-  """Checks the newest checkpoint fits `estimator`, then records cfg.
-
-  For the chief only: other tasks of a cluster leave the checkpoints to it
-  (they may rotate while another task reads them).
-  """
-  check_checkpoint_fits(cfg.job_dir, estimator)
-  record(cfg, start_step)
-
-
 def record(cfg, start_step):
   """Writes cfg to trainer_config.json; a run that trains adds its segment.
 
-  The top level holds the newest segment's settings; "segments" lists, for
+  For the chief only, after check_checkpoint_fits. The top level holds the newest segment's settings; "segments" lists, for
   each run that trained, the step it started from and its segment settings.
   A segment that saved no checkpoint (same start step) is replaced.
   """

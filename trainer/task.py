@@ -270,14 +270,17 @@ def run(cfg, role=None, validate_only=False):
   cfg = cfg.with_train_steps(mnist.train.size)
   jobdir.prepare(cfg)
   estimator = model.build_estimator(cfg, run_config(cfg, role))
+  if role.is_chief or validate_only:
+    # Other tasks of a cluster leave the checkpoints to the chief (they may
+    # rotate while another task reads them).
+    jobdir.check_checkpoint_fits(cfg.job_dir, estimator)
   start_step = jobdir.global_step(cfg.job_dir)
   if validate_only:
-    jobdir.check_checkpoint_fits(cfg.job_dir, estimator)
     _say(f'ok: the flags, data and job dir are valid; next: '
          f'{_plan(cfg, start_step)}')
     return None
   if role.is_chief:
-    jobdir.adopt(cfg, estimator, start_step)
+    jobdir.record(cfg, start_step)
     _say(_plan(cfg, start_step))
   eval_fn = inputs.eval_input_fn(mnist.test, 1000, cfg.scale_inputs)
   speed = progress.Throughput(cfg.batch_size)
