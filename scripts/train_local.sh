@@ -31,7 +31,10 @@ if (( status >= 128 )) && [[ -e $job_dir/checkpoint ]]; then
   # Stopped by a signal (Ctrl-C, kill, preemption) with a checkpoint to keep:
   # a rerun without --job-dir would start a new job dir from step 0.
   printf 'to resume:  scripts/train_local.sh'
-  printf ' %q' "${extra[@]}" "$@"
+  for arg in "${extra[@]}" "$@"; do
+    if [[ $arg =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then printf ' %s' "$arg"
+    else printf ' %q' "$arg"; fi
+  done
   printf '\n'
 fi
 (( status == 0 )) || exit "$status"
