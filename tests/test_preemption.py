@@ -70,44 +70,34 @@ def test_sigkill_then_rerun_resumes_from_the_newest_checkpoint(command,
   rerun_finishes(job_dir, args, resumed_from=newest)
 
 
-def test_sigterm_saves_a_final_checkpoint_then_rerun_resumes(command,
-                                                             tmp_path):
-  """No periodic checkpoint after step 0: the one past step 500 is SIGTERM's."""
+# No periodic checkpoint after step 0: the one past step 500 is the signal's.
+NO_PERIODIC = ['--checkpoint-secs', '3600', '--checkpoint-steps', '1000000']
+
+
+@pytest.mark.parametrize('sig, last_line', [
+    (signal.SIGTERM, 'preempted: stopped on SIGTERM; the newest checkpoint '
+                     'in {job_dir} is step {saved}; rerun the same command to '
+                     'resume'),
+    (signal.SIGINT, 'stopped: Ctrl-C (SIGINT); the newest checkpoint in '
+                    '{job_dir} is step {saved}; rerun the same command to '
+                    'resume'),
+])
+def test_sigterm_or_ctrl_c_saves_a_final_checkpoint_then_rerun_resumes(
+    command, tmp_path, sig, last_line):
   job_dir, args = command
-  log = tmp_path / 'terminated.log'
-  args = [*args, '--checkpoint-secs', '3600']
+  log = tmp_path / 'stopped.log'
+  args = [*args, *NO_PERIODIC]
   _, status = interrupt(
-      args, log, signal.SIGTERM,
+      args, log, sig,
       lambda proc: processes.wait_for_line(log, rf'step 500/{TARGET}', proc))
   saved = jobdir.global_step(job_dir)
-  assert status == 128 + signal.SIGTERM
-  assert log.read_text().strip().splitlines()[-1] == (
-      f'preempted: stopped on SIGTERM; the newest checkpoint in {job_dir} is '
-      f'step {saved}; rerun the same command to resume')
+  assert status == 128 + sig
+  assert log.read_text().strip().splitlines()[-1] == last_line.format(
+      job_dir=job_dir, saved=saved)
   assert 500 <= saved < TARGET
   assert 'Traceback' not in log.read_text()
   assert_every_checkpoint_readable(job_dir)
   assert not os.path.exists(os.path.join(job_dir, 'results.json'))
-  rerun_finishes(job_dir, args, resumed_from=saved)
-
-
-def test_ctrl_c_saves_a_final_checkpoint_then_rerun_resumes(command,
-                                                            tmp_path):
-  """As the SIGTERM test: the one checkpoint past step 500 is Ctrl-C's."""
-  job_dir, args = command
-  log = tmp_path / 'interrupted.log'
-  args = [*args, '--checkpoint-secs', '3600', '--checkpoint-steps', '1000000']
-  _, status = interrupt(
-      args, log, signal.SIGINT,
-      lambda proc: processes.wait_for_line(log, rf'step 500/{TARGET}', proc))
-  saved = jobdir.global_step(job_dir)
-  assert status == 128 + signal.SIGINT
-  assert log.read_text().strip().splitlines()[-1] == (
-      f'stopped: Ctrl-C (SIGINT); the newest checkpoint in {job_dir} is step '
-      f'{saved}; rerun the same command to resume')
-  assert 500 <= saved < TARGET
-  assert 'Traceback' not in log.read_text()
-  assert_every_checkpoint_readable(job_dir)
   rerun_finishes(job_dir, args, resumed_from=saved)
 
 
@@ -119,7 +109,7 @@ def test_a_second_signal_stops_at_once(command, tmp_path):
   """
   job_dir, args = command
   log = tmp_path / 'twice.log'
-  args = [*args, '--checkpoint-secs', '3600', '--checkpoint-steps', '1000000']
+  args = [*args, *NO_PERIODIC]
   with processes.started(args, log) as proc:
     processes.wait_for_line(log, rf'step 500/{TARGET}', proc)
     proc.send_signal(signal.SIGSTOP)

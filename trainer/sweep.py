@@ -13,8 +13,12 @@ chapter's); at the end it draws the charts (`trainer.plots`).
 """
 
 import os
+import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+from trainer import tflog
+
+if __name__ == '__main__':
+  tflog.quiet_unless_verbose([])  # the sweep's errors are one line too
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import argparse
@@ -30,7 +34,6 @@ import math
 import multiprocessing
 import platform
 import signal
-import sys
 import time
 import warnings
 
