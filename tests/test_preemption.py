@@ -97,6 +97,9 @@ def test_sigterm_or_ctrl_c_saves_a_final_checkpoint_then_rerun_resumes(
   assert 500 <= saved < TARGET
   assert 'Traceback' not in log.read_text()
   assert_every_checkpoint_readable(job_dir)
+  assert [os.path.basename(path) for path in tf.train.get_checkpoint_state(
+      job_dir).all_model_checkpoint_paths] == [
+          'model.ckpt-0', f'model.ckpt-{saved}'], 'the start and the stop'
   assert not os.path.exists(os.path.join(job_dir, 'results.json'))
   rerun_finishes(job_dir, args, resumed_from=saved)
 

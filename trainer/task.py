@@ -41,8 +41,9 @@ FLAGS = flags.FLAGS
 _DEFAULTS = config_lib.Config(job_dir='unused')
 _POLL_SECS = 0.5  # how often an evaluator looks for a new checkpoint
 # Warnings from inside Keras that a user of this trainer cannot act on.
-_KERAS_DEPRECATIONS = (r'`tf\.keras\.backend\.set_learning_phase` is deprecated',
-                       r'`Model\.state_updates` will be removed')
+_KERAS_DEPRECATIONS = (
+    r'`tf\.keras\.backend\.set_learning_phase` is deprecated',
+    r'`Model\.state_updates` will be removed')
 
 flags.DEFINE_string('job_dir', None,
                     'Folder or gs://bucket/path for checkpoints, event files, '
@@ -149,14 +150,14 @@ def parse_flags(argv):
 
 def _hyphenated(message):
   """absl's message with the flag names spelled as users type them."""
-  message = re.sub(r"Unknown command line flag '(\w+)'",
-                   lambda m: f'unknown flag --{m.group(1).replace("_", "-")}',
-                   message)
-  message = re.sub(r'\. Did you mean: (.*) \?$', lambda m: '; did you mean ' + (
-      ' or '.join('--' + n.strip().replace('_', '-')
-                  for n in m.group(1).split(','))) + '?', message)
-  return re.sub(r'flag --(\w+)=',
-                lambda m: f'flag --{m.group(1).replace("_", "-")}=', message)
+  unknown = re.match(r"Unknown command line flag '(\w+)'(?:\. Did you mean: "
+                     r'(.*) \?)?$', message)
+  if unknown:
+    message = f'unknown flag --{unknown.group(1)}'
+    if unknown.group(2):
+      message += '; did you mean ' + ' or '.join(
+          f'--{name.strip()}' for name in unknown.group(2).split(',')) + '?'
+  return re.sub(r'--\w+', lambda m: m.group().replace('_', '-'), message)
 
 
 def help_text():
@@ -224,6 +225,7 @@ def config_from_flags():
       scale_inputs=FLAGS.scale_inputs,
       seed=FLAGS.seed,
       checkpoint_secs=FLAGS.checkpoint_secs,
+      checkpoint_steps=FLAGS.checkpoint_steps,
       eval_secs=FLAGS.eval_secs,
       keep_checkpoints=FLAGS.keep_checkpoints,
       log_every_steps=FLAGS.log_every_steps,
