@@ -52,7 +52,8 @@ def train_once(args):
     start = time.perf_counter()
     estimator.train(input_fn, max_steps=cfg.train_steps, hooks=[hook])
     seconds = time.perf_counter() - start
-    saved = len(tf.train.get_checkpoint_state(job_dir).all_model_checkpoint_paths)
+    state = tf.train.get_checkpoint_state(job_dir)
+    saved = len(state.all_model_checkpoint_paths)
   print(json.dumps({'seconds': seconds, 'batch_size': cfg.batch_size,
                     'checkpoints_kept': saved}))
 

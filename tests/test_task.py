@@ -172,6 +172,8 @@ def test_changed_learning_settings_are_refused(main_in_process, first_run,
 @pytest.mark.parametrize('args, message', [
     (['--train-steps', '0'], '--train-steps=0 must be greater than 0'),
     (['--batch-size', '-1'], '--batch-size=-1 must be greater than 0'),
+    (['--checkpoint-steps', '0'],
+     '--checkpoint-steps=0 must be greater than 0'),
     (['--learning-rate', '0'], '--learning-rate=0.0 must be greater than 0'),
     (['--optimizer', 'adamw'], '--optimizer=adamw is not supported'),
     (['--activation', 'swish'], '--activation=swish is not supported'),

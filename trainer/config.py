@@ -108,8 +108,8 @@ def _validate(c):
   _choice('lr-schedule', c.lr_schedule, model.LR_SCHEDULES)
   _choice('distribute', c.distribute, DISTRIBUTE)
   for name in ('train_steps', 'num_epochs', 'batch_size', 'learning_rate',
-               'checkpoint_secs', 'checkpoint_steps', 'keep_checkpoints', 'log_every_steps',
-               'summary_steps'):
+               'checkpoint_secs', 'checkpoint_steps', 'keep_checkpoints',
+               'log_every_steps', 'summary_steps'):
     _positive(name.replace('_', '-'), getattr(c, name))
   if c.eval_secs < 0:
     raise UsageError(f'--eval-secs={c.eval_secs} must be 0 or more')

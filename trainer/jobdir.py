@@ -52,9 +52,10 @@ def prepare(cfg):
 def record(cfg, start_step):
   """Writes cfg to trainer_config.json; a run that trains adds its segment.
 
-  For the chief only, after check_checkpoint_fits. The top level holds the newest segment's settings; "segments" lists, for
-  each run that trained, the step it started from and its segment settings.
-  A segment that saved no checkpoint (same start step) is replaced.
+  For the chief only, after check_checkpoint_fits. The top level holds the
+  newest segment's settings; "segments" lists, for each run that trained,
+  the step it started from and its segment settings. A segment that saved
+  no checkpoint (same start step) is replaced.
   """
   saved = _read_config(cfg.job_dir) or {}
   wanted = config_dict(cfg)

@@ -17,7 +17,8 @@ import tensorflow as tf
 
 # What a shell reports for a process that the signal ended.
 EXIT_STATUS = 128 + signal.SIGTERM
-EXIT_STATUSES = {signal.SIGTERM: EXIT_STATUS, signal.SIGINT: 128 + signal.SIGINT}
+EXIT_STATUSES = {signal.SIGTERM: EXIT_STATUS,
+                 signal.SIGINT: 128 + signal.SIGINT}
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 

@@ -55,11 +55,13 @@ MARKDOWN_FILE = 'results.md'
 BUDGETS = {'reduced': 10, 'full': None}
 # Training images in MNIST: what a dry run plans with, reading no data.
 MNIST_TRAIN_SIZE = 60000
-# Sweep runs checkpoint, and so evaluate, this often: test-accuracy curves.
+# Sweep runs checkpoint, and so evaluate, this often (and not every
+# --checkpoint-steps): points of the test-accuracy curves.
 CHECKPOINT_SECS = 20
 # Settings that change how a run is watched, not what it learns.
-_OPERATIONAL = ('job_dir', 'data_dir', 'checkpoint_secs', 'eval_secs',
-                'keep_checkpoints', 'log_every_steps', 'summary_steps')
+_OPERATIONAL = ('job_dir', 'data_dir', 'checkpoint_secs', 'checkpoint_steps',
+                'eval_secs', 'keep_checkpoints', 'log_every_steps',
+                'summary_steps')
 COLUMNS = ('group', 'label', 'chapter_budget', 'budget',
            'chapter_accuracy_pct', 'accuracy_pct', 'global_step',
            'examples_per_sec', 'wall_time_secs', 'run', 'model_type',
@@ -148,7 +150,7 @@ def plan(experiments, sweep_dir, data_dir, train_size, max_epochs=None,
     steps = cfg.with_train_steps(train_size).train_steps
     cfg = dataclasses.replace(
         cfg, job_dir=os.path.join(sweep_dir, RUNS_DIR, run_id(cfg)),
-        checkpoint_secs=CHECKPOINT_SECS, eval_secs=0,
+        checkpoint_secs=CHECKPOINT_SECS, checkpoint_steps=steps, eval_secs=0,
         log_every_steps=max(1, steps // 10),
         summary_steps=max(1, steps // 100))
     runs.append(Run(e, cfg, chapter_budget, steps))

@@ -20,7 +20,8 @@ from trainer import tflog
 if __name__ == '__main__':
   tflog.quiet_unless_verbose(sys.argv[1:])
 
-from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import app
 from absl import flags
 from absl import logging
 import tensorflow as tf
