@@ -28,8 +28,8 @@ CONFIG_FILE = 'trainer_config.json'
 _ARCHITECTURE = ('model_type', 'hidden_units', 'batch_norm')
 # Settings that decide what the checkpoints learn; a resumed run must match.
 # Every other setting belongs to a segment and may change between runs.
-LEARNED = ('batch_size', 'learning_rate', 'lr_schedule', 'optimizer',
-           'activation', 'dropout', 'input_dropout', 'scale_inputs', 'seed')
+_LEARNED = ('batch_size', 'learning_rate', 'lr_schedule', 'optimizer',
+            'activation', 'dropout', 'input_dropout', 'scale_inputs', 'seed')
 
 
 def config_dict(cfg):
@@ -64,7 +64,7 @@ def record(cfg, start_step):
   if start_step < cfg.train_steps:
     segments.append({'from_step': start_step,
                      **{k: v for k, v in wanted.items()
-                        if k not in _ARCHITECTURE + LEARNED}})
+                        if k not in _ARCHITECTURE + _LEARNED}})
   elif saved:
     return  # a finished job: this run trains nothing
   write_json(os.path.join(cfg.job_dir, CONFIG_FILE),
@@ -120,7 +120,7 @@ def _check_same_learning(cfg, saved):
   Only those the file records: a setting added later is not a change.
   """
   wanted = config_dict(cfg)
-  differ = [k for k in LEARNED if k in saved and saved[k] != wanted[k]]
+  differ = [k for k in _LEARNED if k in saved and saved[k] != wanted[k]]
   if differ:
     have = ' '.join(_flag(k, saved[k]) for k in differ)
     want = ' '.join(_flag(k, wanted[k]) for k in differ)
