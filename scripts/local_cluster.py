@@ -8,15 +8,19 @@ Starts a chief, --workers workers, --ps parameter servers and, with
 until the chief, workers and evaluator are done, then stops the parameter
 servers (they serve until stopped, as on Google Cloud).
 
-If a task fails, or on Ctrl-C or SIGTERM, every task still running gets
-SIGTERM (the chief then saves a checkpoint) and, after --grace-secs, SIGKILL.
-Tasks die with this script too (Linux). Rerunning the same command resumes.
+Before any task starts, the trainer checks the flags, data and job dir
+once (`--validate-only`, as the chief); a bad one stops the script with the
+trainer's one-line error. If a task fails, or on Ctrl-C or SIGTERM, every
+task still running gets SIGTERM (the chief then saves a checkpoint) and,
+after --grace-secs, SIGKILL. Tasks die with this script too (Linux).
+Rerunning the same command resumes.
 
   scripts/local_cluster.py --workers 2 --ps 1 --evaluator -- \\
       --job-dir jobs/cluster --data-dir DIR --train-steps 2000
 
 Exit status: 0 when the job finished (the chief's results JSON is printed),
-1 when a task failed, 130 on Ctrl-C, 143 on SIGTERM.
+1 when the trainer flags are refused or a task failed, 130 on Ctrl-C, 143 on
+SIGTERM.
 """
 
 import argparse
@@ -126,14 +130,33 @@ class Cluster:
     self.procs = {}
     self.logs = {}
 
+  def _env(self, task_type, index):
+    return dict(os.environ, TF_CONFIG=json.dumps(tf_config(
+        self.spec, task_type, index, self.args.trainer_args)),
+                PYTHONPATH=os.pathsep.join(  # trainer/, even uninstalled
+                    filter(None, (ROOT, os.environ.get('PYTHONPATH')))))
+
+  def validate(self):
+    """The trainer's one-line error for the flags, data or job dir, or None.
+
+    Checked once, as the chief, before any task starts.
+    """
+    result = subprocess.run(
+        [self.args.python, '-m', 'trainer.task', *self.args.trainer_args,
+         '--validate_only'], env=self._env('chief', 0),
+        stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        check=False)
+    if result.returncode == 0:
+      return None
+    lines = result.stderr.strip().splitlines() or [
+        f'the trainer exited with status {result.returncode}']
+    return lines[-1]
+
   def start(self):
     os.makedirs(self.args.logs_dir, exist_ok=True)
     for task_type, index in tasks(self.spec, self.args.evaluator):
       name = f'{task_type}-{index}'
-      env = dict(os.environ, TF_CONFIG=json.dumps(tf_config(
-          self.spec, task_type, index, self.args.trainer_args)),
-                 PYTHONPATH=os.pathsep.join(  # trainer/, even uninstalled
-                     filter(None, (ROOT, os.environ.get('PYTHONPATH')))))
+      env = self._env(task_type, index)
       path = os.path.join(self.args.logs_dir, f'{name}.log')
       with open(path, 'a') as log:
         log.write(f'--- {time.strftime("%Y-%m-%d %H:%M:%S")} {name} '
@@ -174,6 +197,16 @@ class Cluster:
       lines = [line.strip() for line in f if line.strip()]
     return lines[-1] if lines else ''
 
+  def resume_advice(self):
+    """How to go on after a failure: only if there is something to resume."""
+    job_dir = _flag_value(self.args.trainer_args, 'job_dir')
+    if '://' in job_dir:
+      return (f'; if {job_dir} holds a checkpoint, rerun the same command to '
+              'resume from it')
+    if os.path.exists(os.path.join(job_dir, 'checkpoint')):
+      return '; rerun the same command to resume from the newest checkpoint'
+    return ''
+
   def describe(self, name):
     code = self.procs[name].returncode
     how = (f'was killed by {signal.Signals(-code).name}' if code < 0
@@ -213,6 +246,10 @@ def main(argv=None):
   signal.signal(signal.SIGINT, _raise_stopped)
   failed, status = None, 0
   try:
+    refused = cluster.validate()
+    if refused:
+      print(refused, file=sys.stderr)
+      return 1
     cluster.start()
     failed = cluster.wait()
   except _Stopped as e:
@@ -224,8 +261,8 @@ def main(argv=None):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     cluster.stop()
   if failed:
-    print(f'error: {cluster.describe(failed)}; rerun the same command to '
-          'resume from the newest checkpoint', file=sys.stderr)
+    print(f'error: {cluster.describe(failed)}{cluster.resume_advice()}',
+          file=sys.stderr)
     return 1
   if status:
     if 'chief-0' in cluster.procs:

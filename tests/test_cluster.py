@@ -97,9 +97,12 @@ def killed_then_rerun(tmp_path_factory, mnist_dir):
   """Kills the chief of a running cluster, then reruns the same command."""
   tmp = tmp_path_factory.mktemp('cluster')
   job_dir = str(tmp / 'job')
+  # --eval-secs 3600: the rerun finishes only if the evaluator evaluates
+  # the target step's checkpoint as soon as it exists.
   args = [*processes.LOCAL_CLUSTER, '--workers', '1', '--ps', '1',
           '--evaluator', '--', '--data-dir', mnist_dir, '--job-dir', job_dir,
-          '--train-steps', str(TARGET), '--eval-secs', '1', *processes.SMALL]
+          '--train-steps', str(TARGET), '--eval-secs', '3600',
+          *processes.SMALL]
   log = tmp / 'first.log'
   with processes.started(args, log) as launcher:
     chief = int(processes.wait_for_line(log, r'started chief-0 \(pid (\d+)\)',
@@ -156,3 +159,38 @@ def test_only_the_chief_evaluates_at_the_end_and_exports(killed_then_rerun):
   evaluated = re.findall(r'evaluator: step (\d+) accuracy', logs['evaluator-0'])
   assert int(evaluated[-1]) >= TARGET, 'the evaluator ends at the target'
   assert 'evaluator 0 done' in logs['evaluator-0']
+
+
+@pytest.mark.parametrize('flag, message', [
+    (['--batch-size', '0'], 'error: --batch-size=0 must be greater than 0'),
+    (['--no-such-flag', '1'], 'error: unknown flag --no-such-flag'),
+])
+def test_bad_trainer_flags_are_refused_before_any_task_starts(
+    tmp_path, mnist_dir, flag, message):
+  job_dir = tmp_path / 'job'
+  result = processes.run([
+      *processes.LOCAL_CLUSTER, '--workers', '1', '--ps', '1', '--evaluator',
+      '--', '--data-dir', mnist_dir, '--job-dir', str(job_dir), *flag])
+  assert result.returncode == 1
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith(message), result.stderr
+  assert not (job_dir / 'logs').exists(), 'no task started'
+
+
+def test_a_task_that_fails_before_any_checkpoint_gets_no_resume_advice(
+    tmp_path, mnist_dir):
+  job_dir = str(tmp_path / 'job')
+  args = [*processes.LOCAL_CLUSTER, '--workers', '0', '--ps', '0', '--',
+          '--data-dir', mnist_dir, '--job-dir', job_dir, '--train-steps',
+          '100', *processes.SMALL]
+  log = tmp_path / 'local_cluster.log'
+  with processes.started(args, log) as launcher:
+    chief = int(processes.wait_for_line(log, r'started chief-0 \(pid (\d+)\)',
+                                        launcher).group(1))
+    os.kill(chief, signal.SIGKILL)  # still importing TensorFlow
+    launcher.wait(timeout=120)
+  assert launcher.returncode == 1
+  assert not os.path.exists(os.path.join(job_dir, 'checkpoint'))
+  last = log.read_text().strip().splitlines()[-1]
+  assert last.startswith('error: chief-0 was killed by SIGKILL: ')
+  assert last.endswith(f'(log: {job_dir}/logs/chief-0.log)'), last

@@ -144,7 +144,7 @@ def test_a_gs_job_resumes(gcs, trained):
   results = last_json(run_task('--data-dir', DATA, '--job-dir', JOB,
                                '--train-steps', '45', *SMALL, env=gcs.env))
   assert results['resumed_from_step'] == 30 and results['global_step'] == 45
-  assert f'jobs/premade/model.ckpt-45.index' in names(gcs, 'jobs/premade/')
+  assert 'jobs/premade/model.ckpt-45.index' in names(gcs, 'jobs/premade/')
 
 
 @pytest.mark.parametrize('bucket, message', [

@@ -83,6 +83,9 @@ def test_grid_file_expands_to_every_combination(tmp_path):
     ('{"grid": {"optimiser": ["sgd"]}}', "unexpected keyword argument "
                                          "'optimiser'"),
     ('{"grid": {"optimizer": ["sgdx"]}}', '--optimizer=sgdx is not supported'),
+    ('{"grid": {"optimizer": "adam"}}',
+     '"optimizer" must be a list of the values to try, e.g. \\["adam"\\], '
+     'not "adam"'),
 ])
 def test_bad_grid_file_is_a_usage_error(tmp_path, content, message):
   path = tmp_path / 'bad.json'
@@ -102,14 +105,28 @@ def test_markdown_sets_the_chapters_number_beside_ours():
   assert lines[3].startswith('| optimizer | Adam | – | 10 epochs | not run |')
 
 
-def run_sweep(*args):
-  env = dict(os.environ)
+def run_sweep(*args, **environ):
+  env = dict(os.environ, **environ)
   env.pop('MNIST_DATA_DIR', None)
   result = subprocess.run([sys.executable, '-m', 'trainer.sweep', *args],
                           cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300, check=False)
   assert result.returncode == 0, result.stderr[-3000:]
   return result.stdout
+
+
+def test_dry_run_needs_no_sweep_dir_data_or_network(tmp_path):
+  """No --data-dir, no MNIST_DATA_DIR, an empty cache, no way out."""
+  cache = tmp_path / 'cache'
+  out = run_sweep('--dry-run', '--preset', 'estimators',
+                  XDG_CACHE_HOME=str(cache), https_proxy='http://127.0.0.1:9',
+                  http_proxy='http://127.0.0.1:9')
+  lines = out.splitlines()
+  assert lines[0] == '5 results from 5 distinct runs: 5 to train, 0 done before'
+  assert lines[1].startswith(
+      '[1/5] estimators: premade, chapter recipe (Adagrad 0.05), 2,000 steps '
+      '(2,000 steps) -> SWEEP_DIR/runs/premade-relu-scaled-adagrad0.05-')
+  assert not cache.exists(), 'nothing downloaded'
 
 
 @pytest.fixture(scope='module')

@@ -96,32 +96,84 @@ def test_cli_trains_evaluates_exports_and_reports(first_run):
     assert os.path.isfile(os.path.join(results[key], 'saved_model.pb'))
   assert 'step 20/40' in result.stderr, 'progress lines are logged'
   assert os.listdir(os.path.join(job_dir, 'eval')), 'eval event files'
+  lines = result.stderr.strip().splitlines()
+  assert f'starting {job_dir} from step 0 of 40' in lines
+  assert lines[-1] == (f'test accuracy {results["accuracy"]:.2%} after 40 '
+                       f'steps ({results["wall_time_secs"]:.0f} s); '
+                       f'SavedModel: {results["export_dir"]}')
 
 
 def test_rerun_with_more_steps_resumes(first_run, mnist_dir, tmp_path):
   job_dir, _ = first_run
   resumed = tmp_path / 'resumed'
   subprocess.run(['cp', '-r', job_dir, str(resumed)], check=True)
-  results = last_json(run_task(
+  result = run_task(
       '--model-type', 'custom', '--data-dir', mnist_dir, '--job_dir',
-      str(resumed), '--train-steps', '70', *SMALL))
+      str(resumed), '--train-steps', '70', *SMALL, '--log-every-steps', '5')
+  results = last_json(result)
   assert results['resumed_from_step'] == 40
   assert results['global_step'] == 70
+  assert f'resuming from step 40 of 70 in {resumed}' in (
+      result.stderr.splitlines())
+  with open(resumed / 'trainer_config.json') as f:
+    saved = json.load(f)
+  assert [(s['from_step'], s['train_steps'], s['log_every_steps'])
+          for s in saved['segments']] == [(0, 40, 10), (40, 70, 5)], (
+              'each segment\'s length and operational settings')
+  assert saved['train_steps'] == 70 and saved['learning_rate'] == 0.002
 
 
 def test_rerun_of_a_finished_job_reports_its_results(first_run, mnist_dir):
   job_dir, first = first_run
   before = snapshot(job_dir)
-  results = last_json(run_task(
+  result = run_task(
       '--model-type', 'custom', '--data-dir', mnist_dir, '--job-dir', job_dir,
-      '--train-steps', '40', *SMALL))
-  assert results == last_json(first)
+      '--train-steps', '40', *SMALL, '--eval-secs', '5')
+  assert last_json(result) == last_json(first)
+  assert (f'{job_dir} already holds step 40 of 40: reporting its results'
+          in result.stderr.splitlines())
   assert snapshot(job_dir) == before, 'no training, evaluation or export'
+
+
+def test_changed_learning_setting_on_a_finished_job_is_refused(first_run,
+                                                               mnist_dir):
+  job_dir, _ = first_run
+  before = snapshot(job_dir)
+  result = run_task('--model-type', 'custom', '--data-dir', mnist_dir,
+                    '--job-dir', job_dir, '--train-steps', '40', *SMALL,
+                    '--learning-rate', '0.01')
+  assert_refused(result, f'--job-dir {job_dir} holds a model trained with '
+                 '--learning-rate=0.002, not --learning-rate=0.01; use a new '
+                 "--job-dir to train with these settings, or the job dir's "
+                 'to resume it')
+  assert snapshot(job_dir) == before
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--seed', '7', '--batch-size', '64'],
+     'trained with --batch-size=32 --seed=42, not --batch-size=64 --seed=7'),
+    (['--noscale-inputs'], 'trained with --scale-inputs, not --noscale-inputs'),
+    (['--dropout', '0.1,0.1'], 'trained with --dropout=0.3,0.3, not '
+                               '--dropout=0.1,0.1'),
+    (['--optimizer', 'sgd'], 'trained with --optimizer=adam, not '
+                             '--optimizer=sgd'),
+])
+def test_changed_learning_settings_are_refused(main_in_process, first_run,
+                                               mnist_dir, args, message):
+  job_dir, _ = first_run
+  before = snapshot(job_dir)
+  result = main_in_process('--model-type', 'custom', '--data-dir', mnist_dir,
+                           '--job-dir', job_dir, '--train-steps', '80',
+                           *SMALL, *args)
+  assert_refused(result, message)
+  assert snapshot(job_dir) == before
 
 
 @pytest.mark.parametrize('args, message', [
     (['--train-steps', '0'], '--train-steps=0 must be greater than 0'),
     (['--batch-size', '-1'], '--batch-size=-1 must be greater than 0'),
+    (['--checkpoint-steps', '0'],
+     '--checkpoint-steps=0 must be greater than 0'),
     (['--learning-rate', '0'], '--learning-rate=0.0 must be greater than 0'),
     (['--optimizer', 'adamw'], '--optimizer=adamw is not supported'),
     (['--activation', 'swish'], '--activation=swish is not supported'),
@@ -133,8 +185,10 @@ def test_rerun_of_a_finished_job_reports_its_results(first_run, mnist_dir):
     (['--model-type', 'custom', '--dropout', '0,0', '--input-dropout', '1'],
      '--input-dropout=1.0 must be in [0, 1)'),
     (['--train-steps', '5', '--num-epochs', '1'], 'not both'),
-    (['--batch-size', 'ten'], "flag --batch_size=ten"),
-    (['--no-such-flag', '1'], "Unknown command line flag 'no_such_flag'"),
+    (['--batch-size', 'ten'], "flag --batch-size=ten"),
+    (['--no-such-flag', '1'], 'unknown flag --no-such-flag (see --help)'),
+    (['--train-stepz', '1'],
+     'unknown flag --train-stepz; did you mean --train-steps?'),
     (['--dropout', '-0.1'], 'every rate must be in [0, 1)'),
     (['--model-type', 'custom', '--dropout', '0.1,0.2,0.3'],
      'has 3 rates but --hidden-units=64,32 has 2 layers; give one rate for '
@@ -291,11 +345,10 @@ def test_job_dir_is_required(mnist_dir):
   assert_refused(run_task('--data-dir', mnist_dir), '--job-dir is required')
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(first_run,
-                                                          mnist_dir,
-                                                          tmp_path):
-  job_dir = str(tmp_path / 'nan')
-  shutil.copytree(first_run[0], job_dir)
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(no_config_job,
+                                                          mnist_dir):
+  """No trainer_config.json: it would refuse the new --learning-rate."""
+  job_dir = no_config_job
   result = run_task('--model-type', 'custom', '--data-dir', mnist_dir,
                     '--job-dir', job_dir, '--train-steps', '80', *SMALL,
                     '--learning-rate', '1e10')
@@ -316,3 +369,64 @@ def test_default_models_learn_real_mnist(real_mnist_dir, tmp_path, model_type):
                     '--job-dir', str(tmp_path / model_type), '--train-steps',
                     '1000', '--eval-secs', '0')
   assert last_json(result)['accuracy'] > 0.95
+
+
+def test_help_lists_hyphenated_flags_and_exits_0():
+  result = run_task('--help')
+  assert result.returncode == 0, result.stderr
+  assert '  --job-dir\n' in result.stdout
+  assert '  --[no]batch-norm\n' in result.stdout
+  assert '  --checkpoint-steps\n' in result.stdout
+  assert '--job_dir' not in result.stdout and '--train_steps' not in (
+      result.stdout)
+
+
+@pytest.mark.parametrize('level', ['0', '2'])
+def test_one_line_errors_hold_under_the_users_tf_cpp_min_log_level(
+    tmp_path, mnist_dir, level):
+  """TensorFlow's C++ start-up lines (some at ERROR level) stay out."""
+  result = run_task('--data-dir', mnist_dir, '--job-dir', str(tmp_path),
+                    '--batch-size', '0', env={'TF_CPP_MIN_LOG_LEVEL': level})
+  assert_refused(result, '--batch-size=0 must be greater than 0')
+
+
+def test_keras_run_shows_no_keras_deprecation_warnings(tmp_path, mnist_dir):
+  result = run_task('--model-type', 'keras', '--data-dir', mnist_dir,
+                    '--job-dir', str(tmp_path / 'keras'), '--train-steps',
+                    '5', *SMALL)
+  last_json(result)
+  assert 'Warning' not in result.stderr, result.stderr
+
+
+def _without_read_permission():
+  """A command prefix that runs without the power to read any file.
+
+  Root reads files whatever their mode; setpriv drops the capabilities that
+  let it (the process stays root, so it can still run the venv's Python).
+  """
+  if os.geteuid() != 0:
+    return []
+  if not shutil.which('setpriv'):
+    pytest.skip('running as root without setpriv: chmod cannot stop reads')
+  caps = '-dac_override,-dac_read_search'
+  return ['setpriv', f'--bounding-set={caps}', f'--inh-caps={caps}']
+
+
+@pytest.mark.parametrize('unreadable', ['.', 'train-labels-idx1-ubyte.gz'])
+def test_unreadable_data_says_permission_denied(tmp_path, mnist_dir,
+                                                unreadable):
+  data_dir = tmp_path / 'mnist'
+  shutil.copytree(mnist_dir, data_dir)
+  path = os.path.normpath(data_dir / unreadable)
+  os.chmod(path, 0)
+  try:
+    result = processes.run([*_without_read_permission(), *processes.TASK,
+                            '--data-dir', str(data_dir), '--job-dir',
+                            str(tmp_path / 'job')])
+  finally:
+    os.chmod(path, 0o755)
+  prefix = f'data dir {path}' if unreadable == '.' else path
+  assert_refused(result, f'error: {prefix}: permission denied; give your '
+                 'user read access to it, or pass --data-dir a folder you '
+                 'can read')
+  assert not (tmp_path / 'job').exists()

@@ -65,6 +65,8 @@ class Config:
   scale_inputs: bool = True
   seed: int = 42
   checkpoint_secs: int = 60
+  # A checkpoint every this many steps or checkpoint_secs, whichever first.
+  checkpoint_steps: int = 1000
   eval_secs: int = 60
   keep_checkpoints: int = 3
   log_every_steps: int = 500
@@ -136,8 +138,8 @@ def _validate(c):
   _choice('lr-schedule', c.lr_schedule, LR_SCHEDULES)
   _choice('distribute', c.distribute, DISTRIBUTE)
   for name in ('train_steps', 'num_epochs', 'batch_size', 'learning_rate',
-               'checkpoint_secs', 'keep_checkpoints', 'log_every_steps',
-               'summary_steps'):
+               'checkpoint_secs', 'checkpoint_steps', 'keep_checkpoints',
+               'log_every_steps', 'summary_steps'):
     _positive(name.replace('_', '-'), getattr(c, name))
   if c.eval_secs < 0:
     raise UsageError(f'--eval-secs={c.eval_secs} must be 0 or more')

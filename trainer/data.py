@@ -56,6 +56,10 @@ _FIX = ('pass --data-dir a folder (or gs://bucket/prefix) holding the four '
         'MNIST files, or set MNIST_DATA_DIR')
 
 
+_READ_FIX = ('give your user read access to it, or pass --data-dir a folder '
+             'you can read')
+
+
 class DataError(ValueError):
   """Missing or malformed MNIST data; the message names the file and the fix."""
 
@@ -95,6 +99,11 @@ def load(data_dir):
   if not tf.io.gfile.isdir(data_dir):
     raise DataError(f'data dir {data_dir} does not exist or is not a folder; '
                     f'{_FIX}')
+  try:
+    tf.io.gfile.listdir(data_dir)  # else a folder we may not read looks empty
+  except tf.errors.PermissionDeniedError:
+    raise DataError(f'data dir {data_dir}: permission denied; {_READ_FIX}'
+                    ) from None
   return Mnist(**{split: _load_split(data_dir, *names)
                   for split, names in FILES.items()})
 
@@ -125,6 +134,8 @@ def read_idx(path, magic):
       count, dims = header[0], header[1:]
       record_bytes = int(np.prod(dims, dtype=np.int64)) if dims else 1
       _check_payload(f, path, count, record_bytes, check_labels=not dims)
+  except tf.errors.PermissionDeniedError:
+    raise DataError(f'{path}: permission denied; {_READ_FIX}') from None
   except tf.errors.OpError as e:
     raise DataError(f'{path} could not be read ({e.message}); {_FIX}') from e
   except (OSError, EOFError, zlib.error) as e:

@@ -4,7 +4,11 @@ A job dir is only ever added to: checkpoints resume, exports rotate, and a
 run that would not fit the checkpoints already there is refused up front
 rather than failing mid-restore: by the settings in trainer_config.json when
 it is there (the clearer message), and always by comparing the variables the
-settings build with those in the newest checkpoint.
+settings build with those in the newest checkpoint. Settings that change
+what the model learns are refused too, so a job dir holds one experiment;
+the training length and operational settings (where data and checkpoints
+go, how often to save, evaluate and log) may change from one run (segment)
+to the next, and trainer_config.json lists each segment's.
 """
 
 import dataclasses
@@ -22,6 +26,10 @@ CONFIG_FILE = 'trainer_config.json'
 
 # Settings that decide the variables in a checkpoint; a resumed run must match.
 _ARCHITECTURE = ('model_type', 'hidden_units', 'batch_norm')
+# Settings that decide what the checkpoints learn; a resumed run must match.
+# Every other setting belongs to a segment and may change between runs.
+_LEARNED = ('batch_size', 'learning_rate', 'lr_schedule', 'optimizer',
+            'activation', 'dropout', 'input_dropout', 'scale_inputs', 'seed')
 
 
 def config_dict(cfg):
@@ -35,19 +43,40 @@ def prepare(cfg):
   Before an estimator is built: a Keras one writes into the job dir.
   """
   _check_writable(cfg.job_dir)
-  _check_same_architecture(cfg)
+  saved = _read_config(cfg.job_dir)
+  if saved is not None:
+    _check_same_architecture(cfg, saved)
+    _check_same_learning(cfg, saved)
 
 
-def adopt(cfg, estimator):
-  """Checks the newest checkpoint fits `estimator`, then records cfg.
+def record(cfg, start_step):
+  """Writes cfg to trainer_config.json; a run that trains adds its segment.
 
-  For the chief only: other tasks of a cluster leave the checkpoints to it
-  (they may rotate while another task reads them).
+  For the chief only, after check_checkpoint_fits. The top level holds the
+  newest segment's settings; "segments" lists, for each run that trained,
+  the step it started from and its segment settings. A segment that saved
+  no checkpoint (same start step) is replaced.
   """
-  _check_checkpoint_fits(cfg.job_dir, estimator)
-  path = os.path.join(cfg.job_dir, CONFIG_FILE)
+  saved = _read_config(cfg.job_dir) or {}
+  wanted = config_dict(cfg)
+  segments = [s for s in saved.get('segments', [])
+              if s.get('from_step', 0) < start_step]
+  if start_step < cfg.train_steps:
+    segments.append({'from_step': start_step,
+                     **{k: v for k, v in wanted.items()
+                        if k not in _ARCHITECTURE + _LEARNED}})
+  elif saved:
+    return  # a finished job: this run trains nothing
+  write_json(os.path.join(cfg.job_dir, CONFIG_FILE),
+             {**wanted, 'segments': segments})
+
+
+def _read_config(job_dir):
+  path = os.path.join(job_dir, CONFIG_FILE)
   if not tf.io.gfile.exists(path):
-    write_json(path, config_dict(cfg))
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
 
 
 def write_json(path, value):
@@ -74,12 +103,7 @@ def _check_writable(path):
                      'a folder you can write to') from None
 
 
-def _check_same_architecture(cfg):
-  saved_path = os.path.join(cfg.job_dir, CONFIG_FILE)
-  if not tf.io.gfile.exists(saved_path):
-    return
-  with tf.io.gfile.GFile(saved_path) as f:
-    saved = json.load(f)
+def _check_same_architecture(cfg, saved):
   wanted = config_dict(cfg)
   differ = [k for k in _ARCHITECTURE if saved.get(k) != wanted[k]]
   if differ:
@@ -90,7 +114,32 @@ def _check_same_architecture(cfg):
         f'not {want}; use a new --job-dir or the same settings')
 
 
-def _check_checkpoint_fits(job_dir, estimator):
+def _check_same_learning(cfg, saved):
+  """Refuses settings that would change what the checkpoints learn.
+
+  Only those the file records: a setting added later is not a change.
+  """
+  wanted = config_dict(cfg)
+  differ = [k for k in _LEARNED if k in saved and saved[k] != wanted[k]]
+  if differ:
+    have = ' '.join(_flag(k, saved[k]) for k in differ)
+    want = ' '.join(_flag(k, wanted[k]) for k in differ)
+    raise UsageError(
+        f'--job-dir {cfg.job_dir} holds a model trained with {have}, not '
+        f'{want}; use a new --job-dir to train with these settings, or the '
+        'job dir\'s to resume it')
+
+
+def _flag(name, value):
+  name = name.replace('_', '-')
+  if isinstance(value, bool):
+    return f'--{"" if value else "no"}{name}'
+  if isinstance(value, list):
+    value = ','.join(map(str, value))
+  return f'--{name}={value}'
+
+
+def check_checkpoint_fits(job_dir, estimator):
   """Every variable the settings build must be in the checkpoint, same shape."""
   checkpoint = tf.train.latest_checkpoint(job_dir)
   if checkpoint is None:

@@ -13,8 +13,12 @@ chapter's); at the end it draws the charts (`trainer.plots`).
 """
 
 import os
+import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+from trainer import tflog
+
+if __name__ == '__main__':
+  tflog.quiet_unless_verbose([])  # the sweep's errors are one line too
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import argparse
@@ -29,7 +33,7 @@ import json
 import math
 import multiprocessing
 import platform
-import sys
+import signal
 import time
 import warnings
 
@@ -40,6 +44,7 @@ from trainer import chapter
 from trainer import config as config_lib
 from trainer import data
 from trainer import export
+from trainer import preemption
 from trainer import task
 
 RUNS_DIR = 'runs'
@@ -48,11 +53,15 @@ MARKDOWN_FILE = 'results.md'
 # --budget: the most epochs one run trains (None: the chapter's own budget).
 # 10 keeps the chapter's 10-epoch rows whole and cuts its 300-epoch ones.
 BUDGETS = {'reduced': 10, 'full': None}
-# Sweep runs checkpoint, and so evaluate, this often: test-accuracy curves.
+# Training images in MNIST: what a dry run plans with, reading no data.
+MNIST_TRAIN_SIZE = 60000
+# Sweep runs checkpoint, and so evaluate, this often (and not every
+# --checkpoint-steps): points of the test-accuracy curves.
 CHECKPOINT_SECS = 20
 # Settings that change how a run is watched, not what it learns.
-_OPERATIONAL = ('job_dir', 'data_dir', 'checkpoint_secs', 'eval_secs',
-                'keep_checkpoints', 'log_every_steps', 'summary_steps')
+_OPERATIONAL = ('job_dir', 'data_dir', 'checkpoint_secs', 'checkpoint_steps',
+                'eval_secs', 'keep_checkpoints', 'log_every_steps',
+                'summary_steps')
 COLUMNS = ('group', 'label', 'chapter_budget', 'budget',
            'chapter_accuracy_pct', 'accuracy_pct', 'global_step',
            'examples_per_sec', 'wall_time_secs', 'run', 'model_type',
@@ -101,14 +110,19 @@ def load_grid(path):
     with tf.io.gfile.GFile(path) as f:
       spec = json.load(f)
     name = spec.get('name') or os.path.splitext(os.path.basename(path))[0]
-    base, grid = spec.get('base', {}), spec.get('grid', {})
-    keys = list(grid)
-    rows = [dict(zip(keys, values))
-            for values in itertools.product(*(grid[k] for k in keys))]
+    base, grid = spec.get('base', {}), dict(spec.get('grid', {}))
   except (tf.errors.OpError, ValueError, AttributeError, TypeError) as e:
     raise config_lib.UsageError(
         f'--grid {path} is not a readable grid file ({e}); see '
         '`python -m trainer.sweep --help` for the format') from None
+  for key, values in grid.items():
+    if not isinstance(values, list) or not values:
+      raise config_lib.UsageError(
+          f'--grid {path}: "{key}" must be a list of the values to try, '
+          f'e.g. [{json.dumps(values)}], not {json.dumps(values)}')
+  keys = list(grid)
+  rows = [dict(zip(keys, values))
+          for values in itertools.product(*(grid[k] for k in keys))]
   return [chapter.Experiment(name, _label(row) or name, {**base, **row})
           for row in rows]
 
@@ -136,7 +150,7 @@ def plan(experiments, sweep_dir, data_dir, train_size, max_epochs=None,
     steps = cfg.with_train_steps(train_size).train_steps
     cfg = dataclasses.replace(
         cfg, job_dir=os.path.join(sweep_dir, RUNS_DIR, run_id(cfg)),
-        checkpoint_secs=CHECKPOINT_SECS, eval_secs=0,
+        checkpoint_secs=CHECKPOINT_SECS, checkpoint_steps=steps, eval_secs=0,
         log_every_steps=max(1, steps // 10),
         summary_steps=max(1, steps // 100))
     runs.append(Run(e, cfg, chapter_budget, steps))
@@ -260,6 +274,8 @@ def execute(runs, jobs=1, deterministic=False, on_finish=None):
       progress.start(index, run)
       try:
         outcome = task.run(run.config)
+      except preemption.Preempted:
+        raise  # Ctrl-C or SIGTERM stops the sweep, not just this run
       except Exception as e:  # pylint: disable=broad-except
         outcome = e  # one bad run must not stop the sweep
       finished(index, run, outcome)
@@ -393,9 +409,10 @@ def parse_args(argv):
              '"keras", "num_epochs": 3}, "grid": {"optimizer": ["sgd", '
              '"adam"], "learning_rate": [0.01, 0.001]}}; keys are the fields '
              'of trainer.config.Config.')
-  parser.add_argument('--sweep-dir', required=True,
+  parser.add_argument('--sweep-dir',
                       help='folder (or gs://...) for the job dirs, '
-                           'results.csv, results.md and plots/')
+                           'results.csv, results.md and plots/; required '
+                           'except with --dry-run')
   parser.add_argument('--preset', default=None,
                       help='comma-separated: chapter (all) or some of '
                            f'{", ".join(chapter.GROUPS)}; default chapter '
@@ -417,12 +434,17 @@ def parse_args(argv):
                       help='tf.config.experimental.enable_op_determinism(): '
                            'needed for identical reruns on a GPU')
   parser.add_argument('--dry-run', action='store_true',
-                      help='list the runs and exit')
+                      help='list the runs and exit; reads no data (plans '
+                           f'with MNIST\'s {MNIST_TRAIN_SIZE:,} training '
+                           'images)')
   parser.add_argument('--no-plots', dest='plots', action='store_false',
                       help='skip the charts (they need matplotlib)')
   args = parser.parse_args(argv)
   if args.jobs < 1:
     parser.error(f'--jobs={args.jobs} must be 1 or more')
+  if not args.sweep_dir and not args.dry_run:
+    parser.error('--sweep-dir is required (a folder for the runs and '
+                 'tables), except with --dry-run')
   return args
 
 
@@ -444,10 +466,13 @@ def main(argv=None):
                else [] if args.grid else ['chapter'])
     max_epochs = _max_epochs(args.budget)
     found = experiments_for(presets, args.grid)
-    data_dir = data.resolve_data_dir(args.data_dir)
-    train_size = data.load(data_dir).train.size
-    runs = plan(found, args.sweep_dir, data_dir, train_size, max_epochs,
-                args.seed)
+    if args.dry_run:  # a plan needs no data, nor a network to download it
+      data_dir, train_size = args.data_dir, MNIST_TRAIN_SIZE
+    else:
+      data_dir = data.resolve_data_dir(args.data_dir)
+      train_size = data.load(data_dir).train.size
+    runs = plan(found, args.sweep_dir or 'SWEEP_DIR', data_dir, train_size,
+                max_epochs, args.seed)
   except (config_lib.UsageError, data.DataError) as e:
     sys.exit(f'error: {e}')
   todo = pending(runs)
@@ -466,7 +491,14 @@ def main(argv=None):
   tf.io.gfile.makedirs(args.sweep_dir)
   write = lambda: write_tables(runs, args.sweep_dir, heading)
   write()
-  failures = execute(todo, args.jobs, args.deterministic, on_finish=write)
+  try:
+    failures = execute(todo, args.jobs, args.deterministic, on_finish=write)
+  except preemption.Preempted as e:
+    write()
+    print(f'stopped on {signal.Signals(e.signum).name}; finished runs are '
+          'kept and the stopped one saved a checkpoint; rerun the same '
+          'command to resume', file=sys.stderr)
+    return e.exit_status
   csv_path, md_path = write()
   print(f'results: {csv_path}\n         {md_path}')
   if args.plots:

@@ -7,20 +7,26 @@ the job dir is never deleted or cleared.
 
 import json
 import os
+import re
+import signal
 import sys
+import textwrap
 import time
 import traceback
+import warnings
 
-# TensorFlow's C++ start-up chatter (CUDA probes, CPU features) hides our
-# output; errors still surface as Python exceptions. Set the variable
-# yourself to see the C++ log.
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+from trainer import tflog
 
-from absl import app  # pylint: disable=g-import-not-at-top
+if __name__ == '__main__':
+  tflog.quiet_unless_verbose(sys.argv[1:])
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import app
 from absl import flags
 from absl import logging
 import tensorflow as tf
 
+from trainer import checkpoints
 from trainer import cloud
 from trainer import cluster
 from trainer import config as config_lib
@@ -34,6 +40,11 @@ from trainer import progress
 
 FLAGS = flags.FLAGS
 _DEFAULTS = config_lib.Config(job_dir='unused')
+_POLL_SECS = 0.5  # how often an evaluator looks for a new checkpoint
+# Warnings from inside Keras that a user of this trainer cannot act on.
+_KERAS_DEPRECATIONS = (
+    r'`tf\.keras\.backend\.set_learning_phase` is deprecated',
+    r'`Model\.state_updates` will be removed')
 
 flags.DEFINE_string('job_dir', None,
                     'Folder or gs://bucket/path for checkpoints, event files, '
@@ -86,7 +97,11 @@ flags.DEFINE_boolean('scale_inputs', _DEFAULTS.scale_inputs,
 flags.DEFINE_integer('seed', _DEFAULTS.seed,
                      'Seed for weights, dropout and shuffling.')
 flags.DEFINE_integer('checkpoint_secs', _DEFAULTS.checkpoint_secs,
-                     'Seconds between checkpoints.')
+                     'Most seconds between checkpoints.')
+flags.DEFINE_integer('checkpoint_steps', _DEFAULTS.checkpoint_steps,
+                     'Most steps between checkpoints: one is saved after '
+                     'this many steps or --checkpoint-secs, whichever ends '
+                     'first.')
 flags.DEFINE_integer('eval_secs', _DEFAULTS.eval_secs,
                      'Least seconds between evaluations; one runs at a '
                      'checkpoint once this much time has passed, and always '
@@ -108,6 +123,10 @@ flags.DEFINE_string('distribute', _DEFAULTS.distribute,
                     'none: one device, or the parameter-server cluster that '
                     'TF_CONFIG describes; mirrored: every GPU of this machine '
                     '(MirroredStrategy; one device where there is none).')
+flags.DEFINE_boolean('validate_only', False,
+                     'Check the flags, TF_CONFIG, the data and the job dir, '
+                     'then exit without training or writing anything but '
+                     'the job dir itself.')
 
 
 def normalize_argv(argv):
@@ -121,14 +140,55 @@ def normalize_argv(argv):
   return out
 
 
+_HELP = ('-h', '-?', '--help', '--helpshort', '--helpfull')
+_VERBOSITY_HELP = ('0 (default): progress lines and one-line errors; 1 also '
+                   'TensorFlow\'s INFO log, its C++ log (as '
+                   'TF_CPP_MIN_LOG_LEVEL sets it) and tracebacks.')
+
+
 def parse_flags(argv):
+  if any(arg in _HELP for arg in argv[1:]):
+    print(help_text())
+    sys.exit(0)
   try:
     rest = FLAGS(normalize_argv(argv))
   except flags.Error as e:
-    sys.exit(f'error: {e} (see --help)')
+    sys.exit(f'error: {_hyphenated(str(e))} (see --help)')
   if len(rest) > 1:
     sys.exit(f'error: unexpected argument {rest[1]!r}; flags start with --')
   return rest
+
+
+def _hyphenated(message):
+  """absl's message with the flag names spelled as users type them."""
+  unknown = re.match(r"Unknown command line flag '(\w+)'(?:\. Did you mean: "
+                     r'(.*) \?)?$', message)
+  if unknown:
+    message = f'unknown flag --{unknown.group(1)}'
+    if unknown.group(2):
+      message += '; did you mean ' + ' or '.join(
+          f'--{name.strip()}' for name in unknown.group(2).split(',')) + '?'
+  return re.sub(r'--\w+', lambda m: m.group().replace('_', '-'), message)
+
+
+def help_text():
+  """--help: this module's flags (and --verbosity) as users spell them."""
+  lines = ['usage: python -m trainer.task --job-dir DIR [flags]', '',
+           __doc__.split('\n\n', maxsplit=1)[0], '', 'flags:']
+  ours = FLAGS.get_flags_for_module(sys.modules[__name__])
+  for flag in sorted(ours + [FLAGS['verbosity']], key=lambda f: f.name):
+    name = ('[no]' if flag.boolean else '') + flag.name.replace('_', '-')
+    text = _VERBOSITY_HELP if flag.name == 'verbosity' else flag.help
+    if flag.default is not None and flag.name != 'verbosity':
+      default = flag.default
+      if isinstance(default, list):
+        default = ','.join(default)
+      text += f' (default: {str(default).lower() if flag.boolean else default})'
+    lines.append(f'  --{name}')
+    lines.extend(textwrap.wrap(text, 76, break_on_hyphens=False,
+                               initial_indent='      ',
+                               subsequent_indent='      '))
+  return '\n'.join(lines)
 
 
 def _parse_numbers(name, values, kind):
@@ -176,6 +236,7 @@ def config_from_flags():
       scale_inputs=FLAGS.scale_inputs,
       seed=FLAGS.seed,
       checkpoint_secs=FLAGS.checkpoint_secs,
+      checkpoint_steps=FLAGS.checkpoint_steps,
       eval_secs=FLAGS.eval_secs,
       keep_checkpoints=FLAGS.keep_checkpoints,
       log_every_steps=FLAGS.log_every_steps,
@@ -209,11 +270,12 @@ def run_config(cfg, role=None):
       train_distribute=strategy)
 
 
-def run(cfg, role=None):
+def run(cfg, role=None, validate_only=False):
   """Trains to cfg's target step (resuming), evaluates, exports; returns results.
 
   Every task of a cluster calls this; only the chief evaluates the final
-  checkpoint, exports and returns results; the others return None.
+  checkpoint, exports and returns results; the others return None. With
+  validate_only, it returns after the checks, having trained nothing.
   """
   started = time.time()
   role = role or cluster.Role()
@@ -223,13 +285,22 @@ def run(cfg, role=None):
   cfg = cfg.with_train_steps(mnist.train.size)
   jobdir.prepare(cfg)
   estimator = model.build_estimator(cfg, run_config(cfg, role))
+  if role.is_chief or validate_only:
+    # Other tasks of a cluster leave the checkpoints to the chief (they may
+    # rotate while another task reads them).
+    jobdir.check_checkpoint_fits(cfg.job_dir, estimator)
+  start_step = jobdir.global_step(cfg.job_dir)
+  if validate_only:
+    _say(f'ok: the flags, data and job dir are valid; next: '
+         f'{_plan(cfg, start_step)}')
+    return None
   if role.is_chief:
-    jobdir.adopt(cfg, estimator)
+    jobdir.record(cfg, start_step)
+    _say(_plan(cfg, start_step))
   eval_fn = inputs.eval_input_fn(mnist.test, 1000, cfg.scale_inputs)
   speed = progress.Throughput(cfg.batch_size)
 
   metrics = results = None
-  start_step = jobdir.global_step(cfg.job_dir)
   if start_step < cfg.train_steps and role.is_evaluator:
     _evaluate_new_checkpoints(cfg, estimator, eval_fn)
   elif start_step < cfg.train_steps:  # chief, worker, ps, or a local run
@@ -248,6 +319,22 @@ def run(cfg, role=None):
     results = _write_results(cfg, metrics, start_step, speed, started)
   cloud.report_metric(results)
   return results
+
+
+def _plan(cfg, start_step):
+  """What this run does, in a few words: said before it does it."""
+  if start_step == 0:
+    return f'starting {cfg.job_dir} from step 0 of {cfg.train_steps:,}'
+  if start_step < cfg.train_steps:
+    return (f'resuming from step {start_step:,} of {cfg.train_steps:,} in '
+            f'{cfg.job_dir}')
+  return (f'{cfg.job_dir} already holds step {start_step:,} of '
+          f'{cfg.train_steps:,}: reporting its results')
+
+
+def _say(line):
+  """A line for the user on stderr, beside the progress lines."""
+  print(line, file=sys.stderr, flush=True)
 
 
 def _finished_results(cfg, step):
@@ -305,7 +392,10 @@ def _train_and_evaluate(cfg, role, estimator, train, eval_fn, speed):
         max_steps=cfg.train_steps,
         hooks=[stop.hook(),
                progress.ProgressHook(speed, cfg.train_steps,
-                                     cfg.log_every_steps, cfg.steps_per_run)],
+                                     cfg.log_every_steps, cfg.steps_per_run)] +
+        ([checkpoints.saver_hook(cfg.job_dir, cfg.checkpoint_secs,
+                                 cfg.checkpoint_steps, cfg.steps_per_run)]
+         if role.is_chief else []),
         saving_listeners=[stop.listener(), progress.PauseListener(speed)])
     eval_spec = tf.estimator.EvalSpec(
         eval_fn, steps=None, exporters=export.exporters(cfg.scale_inputs),
@@ -319,18 +409,32 @@ def _evaluate_new_checkpoints(cfg, estimator, eval_fn):
   """An evaluator's part: each new checkpoint, at most every --eval-secs.
 
   train_and_evaluate's own evaluator loop would sleep --eval-secs after the
-  final evaluation and poll without pause when it is 0.
+  final evaluation and poll without pause when it is 0; tf.train's
+  checkpoints_iterator would sleep out --eval-secs before it looked at the
+  final checkpoint. This one polls, and evaluates the target step's
+  checkpoint as soon as it exists.
   """
   logging.info('evaluator: evaluating new checkpoints in %s until step %d',
                cfg.job_dir, cfg.train_steps)
-  for checkpoint in tf.train.checkpoints_iterator(
-      cfg.job_dir, min_interval_secs=cfg.eval_secs):
-    metrics = estimator.evaluate(eval_fn, name=None,
-                                 checkpoint_path=checkpoint)
-    logging.info('evaluator: step %d accuracy %.4f', metrics['global_step'],
-                 metrics['accuracy'])
-    if metrics['global_step'] >= cfg.train_steps:
-      return
+  evaluated, last = None, None
+  while True:
+    checkpoint = tf.train.latest_checkpoint(cfg.job_dir)
+    final = checkpoint and _step_of(checkpoint) >= cfg.train_steps
+    due = last is None or time.monotonic() - last >= cfg.eval_secs
+    if checkpoint and checkpoint != evaluated and (final or due):
+      evaluated, last = checkpoint, time.monotonic()
+      metrics = estimator.evaluate(eval_fn, name=None,
+                                   checkpoint_path=checkpoint)
+      logging.info('evaluator: step %d accuracy %.4f',
+                   metrics['global_step'], metrics['accuracy'])
+      if metrics['global_step'] >= cfg.train_steps:
+        return
+    time.sleep(_POLL_SECS)
+
+
+def _step_of(checkpoint):
+  """The step in a checkpoint path, model.ckpt-<step>."""
+  return int(checkpoint.rsplit('-', 1)[1])
 
 
 def _evaluate_and_export(estimator, cfg, eval_fn, run_exporters):
@@ -351,11 +455,13 @@ def main(argv):
   del argv
   if FLAGS.verbosity < 1:
     tf.get_logger().setLevel('ERROR')
+  for message in _KERAS_DEPRECATIONS:
+    warnings.filterwarnings('ignore', message=message, category=UserWarning)
   cfg = None
   try:
     role = cluster.from_environment()
     cfg = config_from_flags()
-    results = run(cfg, role)
+    results = run(cfg, role, validate_only=FLAGS.validate_only)
   except (config_lib.UsageError, data.DataError) as e:
     _fail(f'error: {e}')
   except tf.compat.v1.train.NanLossDuringTrainingError:
@@ -363,12 +469,32 @@ def main(argv):
           f'{jobdir.global_step(cfg.job_dir)}) in {cfg.job_dir} is kept; rerun '
           f'with a lower --learning-rate (now {cfg.learning_rate}) or a new '
           '--job-dir')
-  except preemption.Preempted:
+  except preemption.Preempted as e:
+    if e.signum == signal.SIGINT:
+      _stopped_by_ctrl_c(cfg, e.exit_status)
     _fail('preempted: stopped on SIGTERM; the newest checkpoint in '
           f'{cfg.job_dir} is step {jobdir.global_step(cfg.job_dir)}; rerun the '
-          'same command to resume', status=preemption.EXIT_STATUS)
+          'same command to resume', status=e.exit_status)
+  except KeyboardInterrupt:  # Ctrl-C outside training: nothing to save
+    _stopped_by_ctrl_c(cfg, preemption.EXIT_STATUSES[signal.SIGINT])
   if results is not None:
+    _say(summary(results))
     print(json.dumps(results, sort_keys=True))
+
+
+def summary(results):
+  """The results in one line, for people; the JSON line follows it."""
+  return (f'test accuracy {results["accuracy"]:.2%} after '
+          f'{results["global_step"]:,} steps ({results["wall_time_secs"]:.0f} '
+          f's); SavedModel: {results["export_dir"]}')
+
+
+def _stopped_by_ctrl_c(cfg, status):
+  if cfg is None or not tf.io.gfile.exists(cfg.job_dir):
+    _fail('stopped: Ctrl-C (SIGINT) before training started', status=status)
+  _fail('stopped: Ctrl-C (SIGINT); the newest checkpoint in '
+        f'{cfg.job_dir} is step {jobdir.global_step(cfg.job_dir)}; rerun the '
+        'same command to resume', status=status)
 
 
 def _fail(line, status=1):
