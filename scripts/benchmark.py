@@ -12,6 +12,7 @@ measurement on stdout, progress and a summary table on stderr.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -20,20 +21,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Callable, Optional
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-SPEED_PARTS = ('matmul', 'bare', 'keras', 'keras_legacy_adam', 'premade',
-               'custom_k1', 'custom', 'custom_dropout_k1', 'custom_dropout')
-ACCURACY_PARTS = ('time98_premade', 'time98_custom', 'time98_keras')
-# The default run (a few minutes): the custom model at K = 1 and at the
-# default K, with and without dropout, beside the bare loop and Keras.
-DEFAULT_PARTS = ('bare', 'keras', 'custom_k1', 'custom', 'custom_dropout_k1',
-                 'custom_dropout')
-# Trainer parts whose speed is compared with the baselines.
-TRAINER_PARTS = ('premade', 'custom_k1', 'custom', 'custom_dropout_k1',
-                 'custom_dropout')
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from trainer import config  # pylint: disable=g-import-not-at-top,wrong-import-position
+from trainer import data  # pylint: disable=g-import-not-at-top,wrong-import-position
+from trainer import model  # pylint: disable=g-import-not-at-top,wrong-import-position
+from trainer import task  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 HIDDEN = (512, 256, 128)
 TARGET_ACCURACY = 0.98
 
@@ -58,7 +57,6 @@ def training_flops_per_example(hidden=HIDDEN):
 
 
 def part_matmul(args):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   n = 2048
   a = tf.random.normal([n, n])
   b = tf.random.normal([n, n])
@@ -75,8 +73,6 @@ def part_matmul(args):
 
 def _arrays(args):
   """Scaled float32 training images and int labels, in memory (for Keras)."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from trainer import data  # pylint: disable=g-import-not-at-top
   mnist = data.load(data.resolve_data_dir(args.data_dir))
   out = []
   for split in (mnist.train, mnist.test):
@@ -87,12 +83,10 @@ def _arrays(args):
 
 def _adam():
   """The trainer's optimizer: legacy Adam, one fused kernel per variable."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   return tf.keras.optimizers.legacy.Adam(1e-3)
 
 
 def _keras_mlp():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   layers = [tf.keras.layers.Dense(u, activation='relu') for u in HIDDEN]
   return tf.keras.Sequential([tf.keras.Input((784,))] + layers +
                              [tf.keras.layers.Dense(10)])
@@ -104,7 +98,6 @@ def part_bare(args):
   TensorFlow's own ceiling for this model: each call runs a block of steps
   in a graph loop, so no per-step dispatch or feeding cost remains.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   (x, y), _ = _arrays(args)
   x, y = tf.constant(x), tf.constant(y)
   model = _keras_mlp()
@@ -139,7 +132,6 @@ def part_bare(args):
 def _keras_part(legacy_adam):
   def part(args):
     """model.fit fed as a careful Keras user would: tf.data from memory."""
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
     (x, y), _ = _arrays(args)
     dataset = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x))
                .batch(args.batch_size).repeat().prefetch(tf.data.AUTOTUNE))
@@ -147,35 +139,30 @@ def _keras_part(legacy_adam):
     optimizer = _adam() if legacy_adam else tf.keras.optimizers.Adam(1e-3)
     model.compile(optimizer, tf.keras.losses.SparseCategoricalCrossentropy(
         from_logits=True))
-    timer = _BatchTimer(warmup=min(100, args.steps // 10))
+    timer = BatchTimer(warmup=min(100, args.steps // 10))
     model.fit(dataset, epochs=1, steps_per_epoch=args.steps, verbose=0,
               callbacks=[timer])
     return {'examples_per_sec': timer.steps * args.batch_size / timer.seconds}
   return part
 
 
-def _BatchTimer(warmup):  # pylint: disable=invalid-name
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+class BatchTimer(tf.keras.callbacks.Callback):
+  """Times batches after warm-up, as the trainer's own figure does."""
 
-  class BatchTimer(tf.keras.callbacks.Callback):
-    """Times batches after warm-up, as the trainer's own figure does."""
+  def __init__(self, warmup):
+    super().__init__()
+    self.warmup = warmup
+    self.steps, self.seconds, self._start = 0, 0.0, None
 
-    def __init__(self):
-      super().__init__()
-      self.steps, self.seconds, self._start = 0, 0.0, None
-
-    def on_train_batch_end(self, batch, logs=None):
-      if batch + 1 == warmup:
-        self._start = time.perf_counter()
-      elif batch + 1 > warmup:
-        self.steps = batch + 1 - warmup
-        self.seconds = time.perf_counter() - self._start
-
-  return BatchTimer()
+  def on_train_batch_end(self, batch, logs=None):
+    if batch + 1 == self.warmup:
+      self._start = time.perf_counter()
+    elif batch + 1 > self.warmup:
+      self.steps = batch + 1 - self.warmup
+      self.seconds = time.perf_counter() - self._start
 
 
 def _trainer_config(args, model_type, job_dir, **overrides):
-  from trainer import config  # pylint: disable=g-import-not-at-top
   settings = dict(job_dir=job_dir, data_dir=args.data_dir,
                   model_type=model_type, batch_size=args.batch_size,
                   train_steps=args.steps, steps_per_run=args.steps_per_run)
@@ -186,8 +173,6 @@ def _trainer_config(args, model_type, job_dir, **overrides):
 def _trainer_part(model_type, **overrides):
   def part(args):
     """The trainer through task.run, exactly as python -m trainer.task."""
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    from trainer import task  # pylint: disable=g-import-not-at-top
     tf.get_logger().setLevel('ERROR')
     with tempfile.TemporaryDirectory() as job_dir:
       results = task.run(_trainer_config(args, model_type, job_dir,
@@ -202,8 +187,6 @@ def _trainer_time98(model_type):
   def part(args):
     """Default settings (each model's own batch size and rate); evaluations
     every few seconds find the 98% time."""
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    from trainer import task  # pylint: disable=g-import-not-at-top
     tf.get_logger().setLevel('ERROR')
     with tempfile.TemporaryDirectory() as job_dir:
       cfg = _trainer_config(args, model_type, job_dir, train_steps=None,
@@ -220,7 +203,6 @@ def _trainer_time98(model_type):
 
 def _first_eval_reaching(eval_dir):
   """Wall time of the first evaluation at or above the target accuracy."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   times = []
   for path in tf.io.gfile.glob(os.path.join(eval_dir, 'events.out.*')):
     for event in tf.compat.v1.train.summary_iterator(path):
@@ -231,45 +213,63 @@ def _first_eval_reaching(eval_dir):
 
 
 def part_time98_keras(args):
-  """The same MLP in Keras, fit epoch by epoch until it reaches 98%."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  """The trainer's Keras model (its keras type, with the same defaults as
+  the other time-to-98% parts: batch 256, Adam 0.002 with cosine decay,
+  dropout), but fit by Keras itself, epoch by epoch, until it reaches 98%."""
   start = time.time()
   (x, y), (x_test, y_test) = _arrays(args)
+  cfg = config.Config(job_dir='unused', model_type='keras').with_train_steps(
+      len(x))
   dataset = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x))
-             .batch(128).prefetch(tf.data.AUTOTUNE))
-  model = _keras_mlp()
-  model.compile(_adam(),
-                tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                metrics=['accuracy'])
-  for epoch in range(1, 21):
-    model.fit(dataset, epochs=1, verbose=0)
-    _, accuracy = model.evaluate(x_test, y_test, batch_size=1000, verbose=0)
+             .batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE))
+  mlp = model.keras_model(cfg)
+  for epoch in range(1, int(cfg.num_epochs) + 1):
+    mlp.fit(dataset, epochs=1, verbose=0)
+    _, accuracy = mlp.evaluate(x_test, y_test, batch_size=1000, verbose=0)
     if accuracy >= TARGET_ACCURACY:
       return {'seconds_to_98': time.time() - start, 'epochs': epoch,
               'final_accuracy': accuracy}
   return {'seconds_to_98': None, 'epochs': epoch, 'final_accuracy': accuracy}
 
 
+SPEED, TIME98 = 'speed', 'time to 98%'
+
+
+@dataclasses.dataclass(frozen=True)
+class Part:
+  """One measurement, run in a child process."""
+  run: Callable
+  kind: str = SPEED
+  default: bool = False  # in the default run
+  trainer: bool = False  # compared with keras and bare
+  k1: Optional[str] = None  # the same part at one step per Session.run
+
+
+NO_DROPOUT = {'dropout': (0.0,) * len(HIDDEN), 'input_dropout': 0.0}
+
 PARTS = {
-    'matmul': part_matmul,
-    'bare': part_bare,
+    'matmul': Part(part_matmul),
+    'bare': Part(part_bare, default=True),
     # What a Keras user picks: tf.keras.optimizers.Adam (the 2.15 default).
-    'keras': _keras_part(legacy_adam=False),
+    'keras': Part(_keras_part(legacy_adam=False), default=True),
     # The same with the trainer's legacy Adam, to separate the two effects.
-    'keras_legacy_adam': _keras_part(legacy_adam=True),
-    'premade': _trainer_part('premade', steps_per_run=None),
+    'keras_legacy_adam': Part(_keras_part(legacy_adam=True)),
+    'premade': Part(_trainer_part('premade', steps_per_run=None),
+                    trainer=True),
     # The same MLP as Keras and the bare step: no dropout; one step per
     # Session.run, then --steps-per-run (default: the trainer's default).
-    'custom_k1': _trainer_part('custom', dropout=(0.0,) * len(HIDDEN),
-                               input_dropout=0.0, steps_per_run=1),
-    'custom': _trainer_part('custom', dropout=(0.0,) * len(HIDDEN),
-                            input_dropout=0.0),
+    'custom_k1': Part(_trainer_part('custom', steps_per_run=1, **NO_DROPOUT),
+                      default=True, trainer=True),
+    'custom': Part(_trainer_part('custom', **NO_DROPOUT), default=True,
+                   trainer=True, k1='custom_k1'),
     # The custom model's defaults (input and per-layer dropout).
-    'custom_dropout_k1': _trainer_part('custom', steps_per_run=1),
-    'custom_dropout': _trainer_part('custom'),
-    'time98_premade': _trainer_time98('premade'),
-    'time98_custom': _trainer_time98('custom'),
-    'time98_keras': part_time98_keras,
+    'custom_dropout_k1': Part(_trainer_part('custom', steps_per_run=1),
+                              default=True, trainer=True),
+    'custom_dropout': Part(_trainer_part('custom'), default=True,
+                           trainer=True, k1='custom_dropout_k1'),
+    'time98_premade': Part(_trainer_time98('premade'), TIME98),
+    'time98_custom': Part(_trainer_time98('custom'), TIME98),
+    'time98_keras': Part(part_time98_keras, TIME98),
 }
 
 
@@ -306,11 +306,9 @@ def ratios(rows):
   speed = {key: statistics.median(values) for key, values in measured.items()}
   out = []
   for (part, batch), value in sorted(speed.items()):
-    if part not in TRAINER_PARTS:
+    if not PARTS[part].trainer:
       continue
-    bases = ['keras', 'bare']
-    if part in ('custom', 'custom_dropout'):
-      bases.append(part + '_k1')
+    bases = ['keras', 'bare'] + ([PARTS[part].k1] if PARTS[part].k1 else [])
     for base in bases:
       if (base, batch) in speed:
         out.append({'part': f'{part}/{base}', 'batch_size': batch,
@@ -350,7 +348,8 @@ def parse_args(argv):
   parser.add_argument('--repeats', type=int, default=1,
                       help='measure each speed part this many times, in turn '
                       'with the others; ratios use the medians')
-  parser.add_argument('--parts', default=','.join(DEFAULT_PARTS),
+  parser.add_argument('--parts', default=','.join(
+      name for name, part in PARTS.items() if part.default),
                       help='which parts to run: ' + ', '.join(PARTS))
   parser.add_argument('--eval-secs', type=int, default=5,
                       help='evaluation cadence of the time-to-98%% runs')
@@ -367,15 +366,15 @@ def parse_args(argv):
 def main(argv=None):
   args = parse_args(argv)
   if args.child:
-    result = PARTS[args.child](args)
+    result = PARTS[args.child].run(args)
     result['peak_rss_mb'] = round(peak_rss_mb(), 1)
     print(json.dumps(result))
     return
   parts = args.parts.split(',')
   jobs = [(p, int(b)) for b in args.batch_sizes.split(',') for p in parts
-          if p in SPEED_PARTS]
+          if PARTS[p].kind == SPEED]
   jobs = jobs * args.repeats + [(p, 128) for p in parts
-                                if p in ACCURACY_PARTS]
+                                if PARTS[p].kind == TIME98]
   rows, started = [], time.time()
   for i, (part, batch_size) in enumerate(jobs, 1):
     elapsed = time.time() - started
@@ -390,6 +389,9 @@ def main(argv=None):
     rows.append(row)
     print(json.dumps(row), flush=True)
   log('done in %.0fs\n%s' % (time.time() - started, table(rows)))
+  failed = len(jobs) - sum(1 for row in rows if 'ratio' not in row)
+  if failed:
+    sys.exit(f'error: {failed} of {len(jobs)} measurements failed (above)')
 
 
 if __name__ == '__main__':
