@@ -61,13 +61,13 @@ def train_once(args):
   from trainer import data
   from trainer import inputs
   from trainer import model
-  from trainer import task
+  from trainer import train
   tf.get_logger().setLevel('ERROR')
   mnist = data.load(data.resolve_data_dir(args.data_dir))
   with tempfile.TemporaryDirectory() as job_dir:
     cfg = config_lib.Config(job_dir=job_dir, model_type=args.model_type,
                             train_steps=args.train_steps)
-    estimator = model.build_estimator(cfg, task.run_config(cfg))
+    estimator = model.build_estimator(cfg, train.estimator_config(cfg))
     hook = checkpoints.saver_hook(job_dir, cfg.checkpoint_secs,
                                   args.every_steps or 10**12)
     timer = _SaveTimer()

@@ -1,6 +1,6 @@
 """`python -m trainer.sweep`: rerun the chapter's experiments, or a grid.
 
-Every distinct setting trains once, through `trainer.task.run`, in its own
+Every distinct setting trains once, through `trainer.train.run`, in its own
 job dir <sweep-dir>/runs/<id>, where the id spells the settings. A run whose
 results.json exists is skipped, so a stopped sweep resumes where it stopped
 (a run cut off half-way resumes from its newest checkpoint). After each run
@@ -43,9 +43,9 @@ import tensorflow as tf
 from trainer import chapter
 from trainer import config as config_lib
 from trainer import data
-from trainer import export
+from trainer import jobdir
 from trainer import preemption
-from trainer import task
+from trainer import train
 
 RUNS_DIR = 'runs'
 CSV_FILE = 'results.csv'
@@ -207,7 +207,7 @@ def pending(runs):
   for run in runs:
     if run.config.job_dir not in seen:
       seen.add(run.config.job_dir)
-      if export.read_results(run.config.job_dir) is None:
+      if jobdir.read_results(run.config.job_dir) is None:
         todo.append(run)
   return todo
 
@@ -273,7 +273,7 @@ def execute(runs, jobs=1, deterministic=False, on_finish=None):
     for index, run in enumerate(runs, 1):
       progress.start(index, run)
       try:
-        outcome = task.run(run.config)
+        outcome = train.run(run.config)
       except preemption.Preempted:
         raise  # Ctrl-C or SIGTERM stops the sweep, not just this run
       except Exception as e:  # pylint: disable=broad-except
@@ -289,7 +289,7 @@ def execute(runs, jobs=1, deterministic=False, on_finish=None):
     futures = {}
     for index, run in enumerate(runs, 1):
       progress.start(index, run)
-      futures[pool.submit(task.run, run.config)] = index, run
+      futures[pool.submit(train.run, run.config)] = index, run
     for future in concurrent.futures.as_completed(futures):
       finished(*futures[future], future.exception() or future.result())
   return failures
@@ -311,7 +311,7 @@ def table_rows(runs, sweep_dir):
   """One dict per run (COLUMNS), with the results its job dir holds."""
   for run in runs:
     e, cfg = run.experiment, run.config
-    results = export.read_results(cfg.job_dir) or {}
+    results = jobdir.read_results(cfg.job_dir) or {}
     accuracy = results.get('accuracy')
     yield {
         'group': e.group, 'label': e.label,
