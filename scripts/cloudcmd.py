@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 
+from trainer import cli
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _BUCKET = re.compile(r'^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$')
@@ -22,12 +24,12 @@ _JOB_NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_]{0,127}$')  # AI Platform's rule
 
 
 def fail(message):
-  sys.exit(f'error: {message}')
+  cli.fail(f'error: {message}')
 
 
 def parser(description):
   """An argument parser with the flags every script takes."""
-  p = argparse.ArgumentParser(
+  p = cli.ArgumentParser(
       description=description,
       formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument('--dry-run', action='store_true',

@@ -8,14 +8,16 @@ accuracy against step, one line per run) and accuracy.png (our final test
 accuracy beside the chapter's, per row).
 """
 
+from trainer import cli
+
+if __name__ == '__main__':
+  cli.quiet_unless_verbose([])
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 import csv
 import io
 import os
-import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import matplotlib
 
 matplotlib.use('Agg')  # files only; no display needed
@@ -154,17 +156,18 @@ def write_all(sweep_dir):
   return paths
 
 
-def main(argv):
-  if len(argv) != 2:
-    sys.exit('usage: python -m trainer.plots SWEEP_DIR  (a folder written by '
-             'python -m trainer.sweep)')
-  sweep_dir = argv[1]
+def main(argv=None):
+  parser = cli.ArgumentParser(prog='python -m trainer.plots',
+                              description=__doc__.split('\n\n')[0])
+  parser.add_argument('sweep_dir', metavar='SWEEP_DIR',
+                      help='a folder written by python -m trainer.sweep')
+  sweep_dir = parser.parse_args(argv).sweep_dir
   if not tf.io.gfile.exists(os.path.join(sweep_dir, RESULTS_CSV)):
-    sys.exit(f'error: {sweep_dir} holds no {RESULTS_CSV}; give a folder '
+    cli.fail(f'error: {sweep_dir} holds no {RESULTS_CSV}; give a folder '
              'written by python -m trainer.sweep')
   for path in write_all(sweep_dir):
     print(path)
 
 
 if __name__ == '__main__':
-  main(sys.argv)
+  main()

@@ -15,13 +15,12 @@ chapter's); at the end it draws the charts (`trainer.plots`).
 import os
 import sys
 
-from trainer import tflog
+from trainer import cli
 
 if __name__ == '__main__':
-  tflog.quiet_unless_verbose([])  # the sweep's errors are one line too
+  cli.quiet_unless_verbose([])  # the sweep's errors are one line too
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-import argparse
 import concurrent.futures
 import csv
 import dataclasses
@@ -401,7 +400,7 @@ def _max_epochs(budget):
 
 
 def parse_args(argv):
-  parser = argparse.ArgumentParser(
+  parser = cli.ArgumentParser(
       prog='python -m trainer.sweep',
       description='Rerun the book chapter\'s MNIST experiments (or a grid) '
                   'and tabulate our test accuracy beside the chapter\'s.',
@@ -425,9 +424,7 @@ def parse_args(argv):
                            'epochs; default %(default)s')
   parser.add_argument('--jobs', type=int, default=1,
                       help='runs trained at once, each in its own process')
-  parser.add_argument('--data-dir',
-                      help='MNIST folder; default $MNIST_DATA_DIR, else a '
-                           'one-time download')
+  cli.add_data_dir(parser)
   parser.add_argument('--seed', type=int,
                       help='seed for every run (default: each run\'s, 42)')
   parser.add_argument('--deterministic', action='store_true',
@@ -474,7 +471,7 @@ def main(argv=None):
     runs = plan(found, args.sweep_dir or 'SWEEP_DIR', data_dir, train_size,
                 max_epochs, args.seed)
   except (config_lib.UsageError, data.DataError) as e:
-    sys.exit(f'error: {e}')
+    cli.fail(f'error: {e}')
   todo = pending(runs)
   distinct = len({r.config.job_dir for r in runs})
   print(f'{len(runs)} results from {distinct} distinct runs: {len(todo)} to '

@@ -10,13 +10,12 @@ import re
 import signal
 import sys
 import textwrap
-import traceback
 import warnings
 
-from trainer import tflog
+from trainer import cli
 
 if __name__ == '__main__':
-  tflog.quiet_unless_verbose(sys.argv[1:])
+  cli.quiet_unless_verbose(sys.argv[1:])
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import app
@@ -43,10 +42,7 @@ flags.DEFINE_string('job_dir', None,
                     'exports and results.json. Reruns resume from it. In a '
                     'tuning trial, its <trial id>/ subfolder. Default on '
                     'Vertex AI: $AIP_CHECKPOINT_DIR.')
-flags.DEFINE_string('data_dir', None,
-                    'Folder or gs://bucket/prefix with the four MNIST files '
-                    '(.gz or not). Default: $MNIST_DATA_DIR, else downloaded '
-                    'once into ~/.cache/mnist-estimator-trainer.')
+flags.DEFINE_string('data_dir', None, cli.DATA_DIR_HELP)
 flags.DEFINE_string('model_type', _DEFAULTS.model_type,
                     f'One of {", ".join(config_lib.MODEL_TYPES)}.')
 flags.DEFINE_integer('train_steps', None,
@@ -145,9 +141,9 @@ def parse_flags(argv):
   try:
     rest = FLAGS(normalize_argv(argv))
   except flags.Error as e:
-    sys.exit(f'error: {_hyphenated(str(e))} (see --help)')
+    cli.fail(f'error: {_hyphenated(str(e))} (see --help)')
   if len(rest) > 1:
-    sys.exit(f'error: unexpected argument {rest[1]!r}; flags start with --')
+    cli.fail(f'error: unexpected argument {rest[1]!r}; flags start with --')
   return rest
 
 
@@ -284,10 +280,7 @@ def _stopped_by_ctrl_c(cfg, status):
 
 def _fail(line, status=1):
   """One line on stderr; with --verbosity 1 or more, the traceback first."""
-  if FLAGS.verbosity > 0:
-    traceback.print_exc()
-  print(line, file=sys.stderr)
-  sys.exit(status)
+  cli.fail(line, status, with_traceback=FLAGS.verbosity > 0)
 
 
 if __name__ == '__main__':
