@@ -81,7 +81,7 @@ def test_dropout_is_off_when_predicting(tmp_path, mnist):
                                   _predict(estimator, mnist))
 
 
-@pytest.mark.parametrize('model_type', config_lib.PER_LAYER_DROPOUT)
+@pytest.mark.parametrize('model_type', config_lib.PER_LAYER_DROPOUT_MODELS)
 def test_per_layer_dropout_is_active_in_training(tmp_path, mnist, model_type):
   """Same seed, same data: dropout changes the trained weights."""
   def logits(dropout):

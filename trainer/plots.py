@@ -24,8 +24,9 @@ matplotlib.use('Agg')  # files only; no display needed
 from matplotlib import pyplot as plt
 import tensorflow as tf
 
+from trainer import sweep_tables
+
 PLOTS_DIR = 'plots'
-RESULTS_CSV = 'results.csv'  # written by trainer.sweep
 EVAL_DIR = 'eval'
 # The Estimator's training-loss summary; `loss_1` in Keras-built graphs,
 # where an op named `loss` already exists.
@@ -52,7 +53,7 @@ def scalars(folder, tags):
 
 
 def read_rows(sweep_dir):
-  with tf.io.gfile.GFile(os.path.join(sweep_dir, RESULTS_CSV)) as f:
+  with tf.io.gfile.GFile(os.path.join(sweep_dir, sweep_tables.CSV_FILE)) as f:
     return list(csv.DictReader(f))
 
 
@@ -162,8 +163,9 @@ def main(argv=None):
   parser.add_argument('sweep_dir', metavar='SWEEP_DIR',
                       help='a folder written by python -m trainer.sweep')
   sweep_dir = parser.parse_args(argv).sweep_dir
-  if not tf.io.gfile.exists(os.path.join(sweep_dir, RESULTS_CSV)):
-    cli.fail(f'error: {sweep_dir} holds no {RESULTS_CSV}; give a folder '
+  csv_file = sweep_tables.CSV_FILE
+  if not tf.io.gfile.exists(os.path.join(sweep_dir, csv_file)):
+    cli.fail(f'error: {sweep_dir} holds no {csv_file}; give a folder '
              'written by python -m trainer.sweep')
   for path in write_all(sweep_dir):
     print(path)

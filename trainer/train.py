@@ -142,7 +142,7 @@ def _run_chief(job):
 
 
 def _run_worker(job):
-  """A worker trains its share until the chief's checkpoint reaches the target."""
+  """A worker trains its share until a checkpoint reaches the target step."""
   if not job.done:
     _train_and_evaluate(job, progress.Throughput(job.cfg.batch_size))
   return _leave_to_chief(job)
