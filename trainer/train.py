@@ -13,7 +13,6 @@ import dataclasses
 import os
 import sys
 import time
-from typing import Any
 
 from absl import logging
 import tensorflow as tf
@@ -38,7 +37,7 @@ class _Job:
   """What every role's part needs, checked and built before any part runs."""
   cfg: config_lib.Config
   role: cluster.Role
-  mnist: Any  # data.Mnist
+  mnist: data.Mnist
   estimator: tf.estimator.Estimator
   start_step: int
   started: float  # time.time() when run() began
