@@ -121,21 +121,16 @@ def _run_chief(job):
   cfg = job.cfg
   jobdir.record(cfg, job.start_step)
   say(_plan(job))
-  speed = progress.Throughput(cfg.batch_size)
-  metrics = None
-  if not job.done:
-    metrics = _train_and_evaluate(job, speed)
-  else:
-    results = _finished_results(job)
-    if results is not None:
-      cloud.report_metric(results)
-      return results
-  if metrics is None:  # the Estimator did not evaluate the final checkpoint
-    metrics = _evaluate_and_export(
-        job, not job.done or not export.newest_export(cfg.job_dir))
-  results = _results(job, metrics, speed)
-  _publish(results)
-  jobdir.write_results(cfg.job_dir, results)
+  results = _finished_results(job) if job.done else None
+  if results is None:
+    speed = progress.Throughput(cfg.batch_size)
+    metrics = None if job.done else _train_and_evaluate(job, speed)
+    if metrics is None:  # the Estimator did not evaluate the final checkpoint
+      metrics = _evaluate_and_export(
+          job, not job.done or not export.newest_export(cfg.job_dir))
+    results = _results(job, metrics, speed)
+    _publish(results)
+    jobdir.write_results(cfg.job_dir, results)
   cloud.report_metric(results)
   return results
 
