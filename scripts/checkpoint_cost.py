@@ -18,16 +18,13 @@ one JSON line per run, then one per cadence with the medians.
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from trainer import cli
 
 
 class _SaveTimer:
@@ -61,13 +58,13 @@ def train_once(args):
   from trainer import data
   from trainer import inputs
   from trainer import model
-  from trainer import task
+  from trainer import train
   tf.get_logger().setLevel('ERROR')
   mnist = data.load(data.resolve_data_dir(args.data_dir))
   with tempfile.TemporaryDirectory() as job_dir:
     cfg = config_lib.Config(job_dir=job_dir, model_type=args.model_type,
                             train_steps=args.train_steps)
-    estimator = model.build_estimator(cfg, task.run_config(cfg))
+    estimator = model.build_estimator(cfg, train.estimator_config(cfg))
     hook = checkpoints.saver_hook(job_dir, cfg.checkpoint_secs,
                                   args.every_steps or 10**12)
     timer = _SaveTimer()
@@ -84,12 +81,23 @@ def train_once(args):
                     'save_seconds': timer.seconds}))
 
 
+def _cadences(text):
+  """--steps: comma-separated step counts, 0 for seconds only."""
+  try:
+    return [int(s) for s in text.split(',')]
+  except ValueError:
+    raise argparse.ArgumentTypeError(
+        f'{text!r} is not a comma-separated list of step counts, e.g. '
+        '1000,0') from None
+
+
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-  parser.add_argument('--data-dir')
+  cli.quiet_unless_verbose([])
+  parser = cli.ArgumentParser(description=__doc__.split('\n\n')[0])
+  cli.add_data_dir(parser)
   parser.add_argument('--model-type', default='premade')
   parser.add_argument('--train-steps', type=int, default=4000)
-  parser.add_argument('--steps', default='1000,0',
+  parser.add_argument('--steps', type=_cadences, default='1000,0',
                       help='cadences to compare, comma separated; 0: '
                            'seconds only (60 s)')
   parser.add_argument('--rounds', type=int, default=3)

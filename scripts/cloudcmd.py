@@ -22,12 +22,24 @@ _JOB_NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_]{0,127}$')  # AI Platform's rule
 
 
 def fail(message):
+  """trainer/cli.py's convention: one line `error: ...`, exit status 1.
+
+  These scripts run with any python3 (they need gcloud or docker, not the
+  venv), so they cannot import the trainer package.
+  """
   sys.exit(f'error: {message}')
+
+
+class _Parser(argparse.ArgumentParser):
+  """Usage errors through fail(), not argparse's usage and exit 2."""
+
+  def error(self, message):
+    fail(f'{message} (see --help)')
 
 
 def parser(description):
   """An argument parser with the flags every script takes."""
-  p = argparse.ArgumentParser(
+  p = _Parser(
       description=description,
       formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument('--dry-run', action='store_true',

@@ -23,7 +23,6 @@ Exit status: 0 when the job finished (the chief's results JSON is printed),
 SIGTERM.
 """
 
-import argparse
 import contextlib
 import ctypes
 import json
@@ -34,12 +33,14 @@ import subprocess
 import sys
 import time
 
+from trainer import cli
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _POLL_SECS = 0.2
 
 
 def parse_args(argv):
-  parser = argparse.ArgumentParser(
+  parser = cli.ArgumentParser(
       description=__doc__.split('\n\n', maxsplit=1)[0],
       usage='%(prog)s [options] -- TRAINER_FLAGS (with --job-dir)')
   parser.add_argument('--workers', type=int, default=1,

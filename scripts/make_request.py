@@ -22,12 +22,13 @@ import json
 import os
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-# Runs from a checkout too, without `pip install -e .`.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.realpath(
-    __file__))))
+from trainer import cli
 
-import tensorflow as tf  # pylint: disable=g-import-not-at-top
+if __name__ == '__main__':
+  cli.quiet_unless_verbose([])
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow as tf
 
 from trainer import data
 from trainer import export
@@ -79,14 +80,13 @@ def size_warning(text, instances, fmt, output):
 
 
 def parse_args(argv):
-  parser = argparse.ArgumentParser(
+  parser = cli.ArgumentParser(
       description=__doc__.split('\n\n')[0],
       formatter_class=argparse.RawDescriptionHelpFormatter,
       epilog=__doc__.split('\n\n', 1)[1])
   parser.add_argument('images', nargs='*', metavar='IMAGE',
                       help='PNG/JPEG files (white digit on black)')
-  parser.add_argument('--data-dir', '--data_dir', dest='data_dir',
-                      help='take MNIST test images from this folder')
+  cli.add_data_dir(parser, 'take MNIST test images from this folder')
   parser.add_argument('--start', type=int, default=0,
                       help='first test image (default 0)')
   parser.add_argument('--count', type=int, default=5,
@@ -117,7 +117,7 @@ def main(argv=None):
       instances = [predict.image_instance(predict.read_image(path))
                    for path in args.images]
   except (predict.InputError, data.DataError) as e:
-    sys.exit(f'error: {e}')
+    cli.fail(f'error: {e}')
   images = bool(args.images) or args.as_ == 'png'
   signature = export.IMAGE_SIGNATURE if images else export.DEFAULT_SIGNATURE
   print(f'signature: {signature}', file=sys.stderr)

@@ -14,14 +14,16 @@ import argparse
 import base64
 import hashlib
 import os
-import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from trainer import cli
 
-from trainer import cloud  # pylint: disable=g-import-not-at-top,wrong-import-position
-from trainer import data  # pylint: disable=g-import-not-at-top,wrong-import-position
-from trainer.config import UsageError  # pylint: disable=g-import-not-at-top,wrong-import-position
+if __name__ == '__main__':
+  cli.quiet_unless_verbose([])
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from trainer import cloud
+from trainer import data
+from trainer.config import UsageError
 
 
 def _md5(path):
@@ -55,12 +57,12 @@ def stage(paths, destination):
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(
+  parser = cli.ArgumentParser(
       description=__doc__.split('\n\n')[0],
       formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('destination', help='gs://BUCKET/PREFIX')
-  parser.add_argument('--data-dir', help='local folder with the four files '
-                      '(default: $MNIST_DATA_DIR, else a one-time download)')
+  cli.add_data_dir(parser, 'local folder with the four files (default: '
+                   '$MNIST_DATA_DIR, else a one-time download)')
   args = parser.parse_args(argv)
   try:
     if not args.destination.startswith('gs://') or len(
@@ -71,7 +73,7 @@ def main(argv=None):
     cloud.check_bucket(args.destination, flag='destination')
     stage(paths, args.destination)
   except (UsageError, data.DataError) as e:
-    sys.exit(f'error: {e}')
+    cli.fail(f'error: {e}')
   print(f'train with --data-dir {args.destination.rstrip("/")}')
 
 

@@ -11,7 +11,7 @@ from trainer import data
 from trainer import export
 from trainer import inputs
 from trainer import model
-from trainer import task
+from trainer import train
 
 MODEL_TYPES = config_lib.MODEL_TYPES
 
@@ -32,7 +32,7 @@ def _config(tmp_path, model_type, **overrides):
 def trained(request, tmp_path_factory, mnist):
   """(config, estimator) trained for 60 steps on the small data."""
   cfg = _config(tmp_path_factory.mktemp('model'), request.param)
-  estimator = model.build_estimator(cfg, task.run_config(cfg))
+  estimator = model.build_estimator(cfg, train.estimator_config(cfg))
   estimator.train(inputs.train_input_fn(mnist.train, cfg.batch_size, cfg.seed),
                   max_steps=cfg.train_steps)
   return cfg, estimator
@@ -40,7 +40,7 @@ def trained(request, tmp_path_factory, mnist):
 
 def test_premade_is_a_dnn_classifier(tmp_path):
   cfg = _config(tmp_path, 'premade')
-  estimator = model.build_estimator(cfg, task.run_config(cfg))
+  estimator = model.build_estimator(cfg, train.estimator_config(cfg))
   assert isinstance(estimator, tf.estimator.DNNClassifier)
 
 
@@ -74,20 +74,20 @@ def test_dropout_is_off_when_predicting(tmp_path, mnist):
   for model_type, dropout in (('premade', (0.5,)), ('custom', (0.5, 0.5)),
                               ('keras', (0.5, 0.5))):
     cfg = _config(tmp_path, model_type, dropout=dropout, train_steps=5)
-    estimator = model.build_estimator(cfg, task.run_config(cfg))
+    estimator = model.build_estimator(cfg, train.estimator_config(cfg))
     estimator.train(inputs.train_input_fn(mnist.train, 32, cfg.seed),
                     max_steps=cfg.train_steps)
     np.testing.assert_array_equal(_predict(estimator, mnist),
                                   _predict(estimator, mnist))
 
 
-@pytest.mark.parametrize('model_type', config_lib.PER_LAYER_DROPOUT)
+@pytest.mark.parametrize('model_type', config_lib.PER_LAYER_DROPOUT_MODELS)
 def test_per_layer_dropout_is_active_in_training(tmp_path, mnist, model_type):
   """Same seed, same data: dropout changes the trained weights."""
   def logits(dropout):
     cfg = _config(tmp_path / str(dropout[0]), model_type, dropout=dropout,
                   train_steps=10)
-    estimator = model.build_estimator(cfg, task.run_config(cfg))
+    estimator = model.build_estimator(cfg, train.estimator_config(cfg))
     estimator.train(inputs.train_input_fn(mnist.train, 32, cfg.seed),
                     max_steps=cfg.train_steps)
     return _predict(estimator, mnist)
@@ -100,7 +100,7 @@ def test_same_seed_trains_the_same_model(tmp_path, mnist, model_type):
   def logits(name, seed):
     cfg = _config(tmp_path / name, model_type, train_steps=10, seed=seed,
                   dropout=(0.3,) if model_type == 'premade' else None)
-    estimator = model.build_estimator(cfg, task.run_config(cfg))
+    estimator = model.build_estimator(cfg, train.estimator_config(cfg))
     estimator.train(inputs.train_input_fn(mnist.train, 32, cfg.seed),
                     max_steps=cfg.train_steps)
     return _predict(estimator, mnist)
@@ -155,8 +155,8 @@ def test_keras_job_resumes_from_its_checkpoint(tmp_path, mnist_dir):
   """Rebuilt in the same process, the Keras model restores the checkpoint."""
   cfg = _config(tmp_path, 'keras', data_dir=mnist_dir, train_steps=20,
                 eval_secs=0)
-  first = task.run(cfg)
-  resumed = task.run(dataclasses.replace(cfg, train_steps=40))
+  first = train.run(cfg)
+  resumed = train.run(dataclasses.replace(cfg, train_steps=40))
   assert (first['global_step'], resumed['resumed_from_step'],
           resumed['global_step']) == (20, 20, 40)
   assert resumed['accuracy'] > 0.9

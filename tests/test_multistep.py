@@ -21,7 +21,7 @@ from trainer import inputs
 from trainer import model
 from trainer import multistep
 from trainer import progress
-from trainer import task
+from trainer import train
 
 STEPS = 23  # 2 epochs and 3 batches: a remainder for every K below
 
@@ -40,7 +40,7 @@ def _config(job_dir, steps_per_run, **overrides):
 
 
 def _train(cfg, mnist):
-  estimator = model.build_estimator(cfg, task.run_config(cfg))
+  estimator = model.build_estimator(cfg, train.estimator_config(cfg))
   estimator.train(inputs.train_input_fn(mnist.train, cfg.batch_size, cfg.seed,
                                         steps_per_run=cfg.steps_per_run),
                   max_steps=cfg.train_steps)

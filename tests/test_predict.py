@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from trainer import predict
-from trainer import task
+from trainer import train
 
 import mnist_files  # pylint: disable=g-bad-import-order
 import processes
@@ -34,7 +34,7 @@ make_request = _load_make_request()
 def job(tmp_path_factory, mnist_dir):
   """(job dir, results) of a custom model trained for 40 steps."""
   job_dir = str(tmp_path_factory.mktemp('job') / 'custom')
-  return job_dir, task.run(test_serving.tiny_config(job_dir, mnist_dir,
+  return job_dir, train.run(test_serving.tiny_config(job_dir, mnist_dir,
                                                     'custom'))
 
 
@@ -268,7 +268,7 @@ def test_real_mnist_export_serves_correct_classes(real_mnist_dir, tmp_path,
   cfg = test_serving.tiny_config(str(tmp_path / 'job'), real_mnist_dir,
                                  'premade', train_steps=300, batch_size=128,
                                  hidden_units=(128,))
-  results = task.run(cfg)
+  results = train.run(cfg)
   rows = predict_rows(capsys, '--model', cfg.job_dir, '--data-dir',
                       real_mnist_dir)
   summary = rows.pop()

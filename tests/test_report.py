@@ -11,7 +11,7 @@ import tensorflow as tf
 from trainer import export
 from trainer import predict
 from trainer import report
-from trainer import task
+from trainer import train
 
 import processes  # pylint: disable=g-bad-import-order
 import test_serving
@@ -25,7 +25,7 @@ PREDICT = processes.TASK[:-1] + ['trainer.predict']
 def job(tmp_path_factory, mnist_dir):
   """(job dir, results) of a model trained briefly enough to make mistakes."""
   job_dir = str(tmp_path_factory.mktemp('job') / 'premade')
-  return job_dir, task.run(test_serving.tiny_config(
+  return job_dir, train.run(test_serving.tiny_config(
       job_dir, mnist_dir, 'premade', train_steps=8, hidden_units=(8,)))
 
 

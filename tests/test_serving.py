@@ -13,7 +13,7 @@ from trainer import data
 from trainer import export
 from trainer import inputs
 from trainer import model
-from trainer import task
+from trainer import train
 
 SIGNATURES = {
     export.DEFAULT_SIGNATURE: (export.SERVING_INPUT, tf.float32),
@@ -38,8 +38,8 @@ def job(request, tmp_path_factory, mnist_dir):
   """(config, results, estimator predictions on the test split)."""
   cfg = tiny_config(str(tmp_path_factory.mktemp('job') / request.param),
                     mnist_dir, request.param)
-  results = task.run(cfg)
-  estimator = model.build_estimator(cfg, task.run_config(cfg))
+  results = train.run(cfg)
+  estimator = model.build_estimator(cfg, train.estimator_config(cfg))
   predictions = list(estimator.predict(
       inputs.predict_input_fn(data.load(mnist_dir).test, 100)))
   expected = {key: np.array([p[key] for p in predictions])

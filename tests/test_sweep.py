@@ -13,6 +13,7 @@ from trainer import chapter
 from trainer import config as config_lib
 from trainer import plots
 from trainer import sweep
+from trainer import sweep_tables
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_SIZE = 60000
@@ -98,7 +99,7 @@ def test_markdown_sets_the_chapters_number_beside_ours():
   row = {'group': 'optimizer', 'label': 'Adam', 'chapter_accuracy_pct': 98.4,
          'chapter_budget': '10 epochs', 'accuracy_pct': 98.123,
          'budget': '10 epochs', 'wall_time_secs': 41.3, 'note': ''}
-  lines = sweep.markdown([row, dict(row, accuracy_pct=None,
+  lines = sweep_tables.markdown([row, dict(row, accuracy_pct=None,
                                     chapter_accuracy_pct=None)]).splitlines()
   assert lines[2] == ('| optimizer | Adam | 98.4% | 10 epochs | **98.12%** | '
                       '10 epochs | 41 s |  |')

@@ -10,7 +10,7 @@ from typing import Optional, Tuple
 
 MODEL_TYPES = ('premade', 'custom', 'keras')
 # Model types that take one dropout rate per hidden layer.
-PER_LAYER_DROPOUT = ('custom', 'keras')
+PER_LAYER_DROPOUT_MODELS = ('custom', 'keras')
 DISTRIBUTE = ('none', 'mirrored')
 # Names only: trainer.model maps them to TensorFlow's optimizers and
 # functions, so that this value object needs no TensorFlow.
@@ -128,59 +128,59 @@ def _positive(name, value):
     raise UsageError(f'--{name}={value} must be greater than 0')
 
 
-def _validate(c):
-  if not c.job_dir:
+def _validate(cfg):
+  if not cfg.job_dir:
     raise UsageError('--job-dir is required: a local folder or '
                      'gs://bucket/path for checkpoints, exports and '
                      'results.json')
-  _choice('optimizer', c.optimizer, OPTIMIZERS)
-  _choice('activation', c.activation, ACTIVATIONS)
-  _choice('lr-schedule', c.lr_schedule, LR_SCHEDULES)
-  _choice('distribute', c.distribute, DISTRIBUTE)
+  _choice('optimizer', cfg.optimizer, OPTIMIZERS)
+  _choice('activation', cfg.activation, ACTIVATIONS)
+  _choice('lr-schedule', cfg.lr_schedule, LR_SCHEDULES)
+  _choice('distribute', cfg.distribute, DISTRIBUTE)
   for name in ('train_steps', 'num_epochs', 'batch_size', 'learning_rate',
                'checkpoint_secs', 'checkpoint_steps', 'keep_checkpoints',
                'log_every_steps', 'summary_steps'):
-    _positive(name.replace('_', '-'), getattr(c, name))
-  if c.eval_secs < 0:
-    raise UsageError(f'--eval-secs={c.eval_secs} must be 0 or more')
-  if not c.hidden_units or any(u <= 0 for u in c.hidden_units):
-    raise UsageError(f'--hidden-units={_csv(c.hidden_units)} must list one '
+    _positive(name.replace('_', '-'), getattr(cfg, name))
+  if cfg.eval_secs < 0:
+    raise UsageError(f'--eval-secs={cfg.eval_secs} must be 0 or more')
+  if not cfg.hidden_units or any(u <= 0 for u in cfg.hidden_units):
+    raise UsageError(f'--hidden-units={_csv(cfg.hidden_units)} must list one '
                      'or more positive layer widths, e.g. 512,256,128')
-  for rate in c.dropout:
+  for rate in cfg.dropout:
     if not 0 <= rate < 1:
-      raise UsageError(f'--dropout={_csv(c.dropout)}: every rate must be in '
+      raise UsageError(f'--dropout={_csv(cfg.dropout)}: every rate must be in '
                        '[0, 1)')
-  if not 0 <= c.input_dropout < 1:
-    raise UsageError(f'--input-dropout={c.input_dropout} must be in [0, 1)')
-  if c.input_dropout and c.model_type == 'premade':
+  if not 0 <= cfg.input_dropout < 1:
+    raise UsageError(f'--input-dropout={cfg.input_dropout} must be in [0, 1)')
+  if cfg.input_dropout and cfg.model_type == 'premade':
     raise UsageError('--input-dropout is not supported by the premade model; '
                      'use --model-type=custom or keras')
-  if c.model_type == 'premade' and len(c.dropout) != 1:
-    raise UsageError(f'--dropout={_csv(c.dropout)}: the premade model takes '
+  if cfg.model_type == 'premade' and len(cfg.dropout) != 1:
+    raise UsageError(f'--dropout={_csv(cfg.dropout)}: the premade model takes '
                      'one rate for all layers')
-  if (c.model_type in PER_LAYER_DROPOUT and
-      len(c.dropout) != len(c.hidden_units)):
+  if (cfg.model_type in PER_LAYER_DROPOUT_MODELS and
+      len(cfg.dropout) != len(cfg.hidden_units)):
     raise UsageError(
-        f'--dropout={_csv(c.dropout)} has {len(c.dropout)} rates but '
-        f'--hidden-units={_csv(c.hidden_units)} has {len(c.hidden_units)} '
+        f'--dropout={_csv(cfg.dropout)} has {len(cfg.dropout)} rates but '
+        f'--hidden-units={_csv(cfg.hidden_units)} has {len(cfg.hidden_units)} '
         'layers; give one rate for all layers or one per layer')
-  _check_steps_per_run(c)
-  if c.batch_norm and c.model_type != 'premade':
+  _check_steps_per_run(cfg)
+  if cfg.batch_norm and cfg.model_type != 'premade':
     raise UsageError('--batch-norm is supported by --model-type=premade only')
 
 
-def _check_steps_per_run(c):
-  k = c.steps_per_run
+def _check_steps_per_run(cfg):
+  k = cfg.steps_per_run
   _positive('steps-per-run', k)
   if k is None or k == 1:
     return
-  if c.model_type != 'custom':
+  if cfg.model_type != 'custom':
     raise UsageError(f'--steps-per-run={k} is supported by --model-type='
-                     f'custom only: the {c.model_type} model function runs '
+                     f'custom only: the {cfg.model_type} model function runs '
                      'one step per Session.run; drop --steps-per-run')
-  if c.distribute != 'none':
+  if cfg.distribute != 'none':
     raise UsageError(f'--steps-per-run={k} is not supported with '
-                     f'--distribute {c.distribute}; drop one of them')
+                     f'--distribute {cfg.distribute}; drop one of them')
 
 
 def _csv(values):

@@ -1,4 +1,4 @@
-"""SavedModel exports (serving signatures, exporters) and results.json.
+"""SavedModel exports: serving signatures and exporters.
 
 Exports live under <job-dir>/export/: `latest/<timestamp>` (the newest
 evaluated checkpoint) and `best/<timestamp>` (the highest test accuracy so
@@ -6,17 +6,14 @@ far). One of each is kept, so the folder stays bounded however long a job
 runs or however often it is resumed.
 """
 
-import json
 import os
 
 import tensorflow as tf
 
 from trainer import data
 from trainer import inputs
-from trainer import jobdir
 
 EXPORT_DIR = 'export'
-RESULTS_FILE = 'results.json'
 SERVING_INPUT = 'x'
 IMAGE_INPUT = 'image_bytes'  # TF Serving's JSON takes {"b64": ...} for *_bytes
 
@@ -114,14 +111,3 @@ def newest_export(job_dir, name='latest'):
                   if d.rstrip('/').isdigit())
   return os.path.join(folder, stamps[-1]) if stamps else None
 
-
-def write_results(job_dir, results):
-  return jobdir.write_json(os.path.join(job_dir, RESULTS_FILE), results)
-
-
-def read_results(job_dir):
-  path = os.path.join(job_dir, RESULTS_FILE)
-  if not tf.io.gfile.exists(path):
-    return None
-  with tf.io.gfile.GFile(path) as f:
-    return json.load(f)

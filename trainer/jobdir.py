@@ -1,4 +1,8 @@
-"""Checks on the job dir before a run touches it, and what it already holds.
+"""The job dir's state: checks before a run touches it, what it holds.
+
+Its files are trainer_config.json (the settings of each segment),
+results.json (the final evaluation and exports of the newest run) and the
+checkpoints; export.py writes the SavedModels under export/.
 
 A job dir is only ever added to: checkpoints resume, exports rotate, and a
 run that would not fit the checkpoints already there is refused up front
@@ -23,6 +27,7 @@ from trainer import inputs
 from trainer.config import UsageError
 
 CONFIG_FILE = 'trainer_config.json'
+RESULTS_FILE = 'results.json'
 
 # Settings that decide the variables in a checkpoint; a resumed run must match.
 _ARCHITECTURE = ('model_type', 'hidden_units', 'batch_norm')
@@ -72,7 +77,19 @@ def record(cfg, start_step):
 
 
 def _read_config(job_dir):
-  path = os.path.join(job_dir, CONFIG_FILE)
+  return _read_json(os.path.join(job_dir, CONFIG_FILE))
+
+
+def write_results(job_dir, results):
+  return write_json(os.path.join(job_dir, RESULTS_FILE), results)
+
+
+def read_results(job_dir):
+  """results.json of job_dir, or None before a run finished there."""
+  return _read_json(os.path.join(job_dir, RESULTS_FILE))
+
+
+def _read_json(path):
   if not tf.io.gfile.exists(path):
     return None
   with tf.io.gfile.GFile(path) as f:

@@ -35,23 +35,23 @@ KERAS_OUTPUT = 'logits'
 SERVING_OUTPUTS = ('class_ids', 'probabilities', 'logits')
 
 
-def make_optimizer(hp):
+def make_optimizer(cfg):
   """A fresh optimizer; the Estimator builds one per graph it creates."""
-  rate = hp.learning_rate
-  if hp.lr_schedule == 'cosine':
+  rate = cfg.learning_rate
+  if cfg.lr_schedule == 'cosine':
     rate = tf.keras.optimizers.schedules.CosineDecay(
-        hp.learning_rate, decay_steps=hp.train_steps, alpha=0.01)
-  return OPTIMIZERS[hp.optimizer](learning_rate=rate)
+        cfg.learning_rate, decay_steps=cfg.train_steps, alpha=0.01)
+  return OPTIMIZERS[cfg.optimizer](learning_rate=rate)
 
 
-def build_estimator(hp, run_config):
-  """The estimator `hp.model_type` names, writing to `run_config.model_dir`."""
-  if hp.model_type == 'premade':
-    return PremadeClassifier(hp, run_config)
-  if hp.model_type == 'keras':
-    return keras_estimator(hp, run_config)
+def build_estimator(cfg, run_config):
+  """The estimator `cfg.model_type` names, writing to `run_config.model_dir`."""
+  if cfg.model_type == 'premade':
+    return PremadeClassifier(cfg, run_config)
+  if cfg.model_type == 'keras':
+    return keras_estimator(cfg, run_config)
   return tf.estimator.Estimator(model_fn=custom_model_fn, config=run_config,
-                                params=hp)
+                                params=cfg)
 
 
 def _pixels_column():
@@ -67,15 +67,15 @@ class PremadeClassifier(tf.estimator.DNNClassifier):
   takes pixels. Training and evaluation are the canned ones, untouched.
   """
 
-  def __init__(self, hp, run_config):
+  def __init__(self, cfg, run_config):
     super().__init__(
-        hidden_units=list(hp.hidden_units),
+        hidden_units=list(cfg.hidden_units),
         feature_columns=[_pixels_column()],
         n_classes=data.NUM_CLASSES,
-        optimizer=lambda: make_optimizer(hp),
-        activation_fn=ACTIVATIONS[hp.activation],
-        dropout=hp.dropout[0] or None,
-        batch_norm=hp.batch_norm,
+        optimizer=lambda: make_optimizer(cfg),
+        activation_fn=ACTIVATIONS[cfg.activation],
+        dropout=cfg.dropout[0] or None,
+        batch_norm=cfg.batch_norm,
         config=run_config)
     self._model_fn = _serving_predictions(self._model_fn, lambda p: p)
 
@@ -111,19 +111,19 @@ def _export_outputs(predictions):
           tf.estimator.export.PredictOutput(outputs)}
 
 
-def _initializer(hp, layer):
-  """Glorot-uniform weights seeded from hp.seed, one seed per layer.
+def _initializer(cfg, layer):
+  """Glorot-uniform weights seeded from cfg.seed, one seed per layer.
 
   Unseeded Keras initializers ignore the graph seed (RunConfig.tf_random_seed)
   and draw from Python's `random`, so two runs would start differently.
   """
-  return tf.keras.initializers.GlorotUniform(seed=hp.seed + layer)
+  return tf.keras.initializers.GlorotUniform(seed=cfg.seed + layer)
 
 
 def _dropout(x, rate, seed):
   """Inverted dropout whose mask depends only on `seed`.
 
-  Seeded by (hp.seed, global step, layer), a step draws the same mask
+  Seeded by (cfg.seed, global step, layer), a step draws the same mask
   however many steps a Session.run takes (--steps-per-run) and after a
   resume.
   """
@@ -131,7 +131,7 @@ def _dropout(x, rate, seed):
   return tf.where(keep, x / (1 - rate), tf.zeros_like(x))
 
 
-def _network(hp):
+def _network(cfg):
   """The custom model's layers; returns logits(x, step=None).
 
   With `step` (training) each hidden layer, and the pixels when
@@ -139,34 +139,34 @@ def _network(hp):
   The layers are created here, in one order, so their variable names do
   not depend on where they are first called.
   """
-  hidden = [tf.keras.layers.Dense(units, activation=ACTIVATIONS[hp.activation],
-                                  kernel_initializer=_initializer(hp, i))
-            for i, units in enumerate(hp.hidden_units, 1)]
+  hidden = [tf.keras.layers.Dense(units, activation=ACTIVATIONS[cfg.activation],
+                                  kernel_initializer=_initializer(cfg, i))
+            for i, units in enumerate(cfg.hidden_units, 1)]
   output = tf.keras.layers.Dense(data.NUM_CLASSES,
-                                 kernel_initializer=_initializer(hp, 0))
+                                 kernel_initializer=_initializer(cfg, 0))
 
   def logits(x, step=None):
     def dropout(x, rate, layer):
       if step is None or not rate:
         return x
-      seed = tf.stack([tf.cast(hp.seed, tf.int64), tf.cast(step, tf.int64)])
+      seed = tf.stack([tf.cast(cfg.seed, tf.int64), tf.cast(step, tf.int64)])
       return _dropout(x, rate,
                       tf.random.experimental.stateless_fold_in(seed, layer))
-    x = dropout(x, hp.input_dropout, 0)
-    for i, (layer, rate) in enumerate(zip(hidden, hp.dropout), 1):
+    x = dropout(x, cfg.input_dropout, 0)
+    for i, (layer, rate) in enumerate(zip(hidden, cfg.dropout), 1):
       x = dropout(layer(x), rate, i)
     return output(x)
   logits.layers = hidden + [output]
   return logits
 
 
-def _train_step(hp, network):
+def _train_step(cfg, network):
   """train_step(x, labels) -> (loss, update op), on one optimizer.
 
   The optimizer is built once, outside any training loop; its step counter
   is the global step, so a schedule and Adam's bias correction follow it.
   """
-  optimizer = make_optimizer(hp)
+  optimizer = make_optimizer(cfg)
   global_step = tf.compat.v1.train.get_or_create_global_step()
   optimizer.iterations = global_step
   # A tf.distribute strategy sums the replicas' gradients; scale each
@@ -192,17 +192,17 @@ def custom_model_fn(features, labels, mode, params):
   the first, widest layer, which holds most of the weights. Stacked
   training features ([K, batch, 784], see multistep) train K steps per run.
   """
-  hp = params
-  network = _network(hp)
+  cfg = params
+  network = _network(cfg)
   x = features[FEATURE_KEY]
   if mode == tf.estimator.ModeKeys.TRAIN:
-    train_step = _train_step(hp, network)
+    train_step = _train_step(cfg, network)
     if not multistep.is_stacked(x):
       loss, train_op = train_step(x, labels)
       return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
     network(x[0])  # builds the variables before the loop; never runs
     loss, train_op, hook = multistep.train_loop(
-        x, labels, train_step, hp.steps_per_run, hp.train_steps)
+        x, labels, train_step, cfg.steps_per_run, cfg.train_steps)
     return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op,
                                       training_hooks=[hook])
 
@@ -218,40 +218,40 @@ def custom_model_fn(features, labels, mode, params):
       eval_metric_ops={'accuracy': accuracy})
 
 
-def keras_model(hp):
+def keras_model(cfg):
   """The chapter's Keras MLP: Dense layers, each with its own dropout rate
   (and `input_dropout` on the pixels, as in the custom model).
 
   Layers are named explicitly: checkpoint variable names must not depend on
   how many Keras models this process built before (a resumed job is built
-  in a fresh process). Weights are seeded from hp.seed.
+  in a fresh process). Weights are seeded from cfg.seed.
   The Input is named FEATURE_KEY, which model_to_estimator matches to the
   input_fn's feature key. The model outputs logits. Dropout masks take
   their seeds from the graph seed, as in the custom model.
   """
   layers = [tf.keras.Input(shape=(data.PIXELS,), name=FEATURE_KEY)]
-  if hp.input_dropout:
-    layers.append(tf.keras.layers.Dropout(hp.input_dropout,
+  if cfg.input_dropout:
+    layers.append(tf.keras.layers.Dropout(cfg.input_dropout,
                                           name='input_dropout'))
-  for i, (units, rate) in enumerate(zip(hp.hidden_units, hp.dropout), 1):
+  for i, (units, rate) in enumerate(zip(cfg.hidden_units, cfg.dropout), 1):
     layers.append(tf.keras.layers.Dense(
-        units, activation=hp.activation, name=f'hidden_{i}',
-        kernel_initializer=_initializer(hp, i)))
+        units, activation=cfg.activation, name=f'hidden_{i}',
+        kernel_initializer=_initializer(cfg, i)))
     if rate:
       layers.append(tf.keras.layers.Dropout(rate, name=f'dropout_{i}'))
   layers.append(tf.keras.layers.Dense(
       data.NUM_CLASSES, name=KERAS_OUTPUT,
-      kernel_initializer=_initializer(hp, 0)))
+      kernel_initializer=_initializer(cfg, 0)))
   model = tf.keras.Sequential(layers, name='mlp')
   model.compile(
-      optimizer=make_optimizer(hp),
+      optimizer=make_optimizer(cfg),
       loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
       metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name='accuracy')])
   return model
 
 
-def keras_estimator(hp, run_config):
-  """`keras_model(hp)` as an Estimator, serving like the other model types.
+def keras_estimator(cfg, run_config):
+  """`keras_model(cfg)` as an Estimator, serving like the other model types.
 
   model_to_estimator stores the Keras initial weights under
   <model_dir>/keras/ and warm-starts from them when no checkpoint exists.
@@ -259,7 +259,7 @@ def keras_estimator(hp, run_config):
   logic reads, as in the other model types.
   """
   estimator = tf.keras.estimator.model_to_estimator(
-      keras_model=keras_model(hp), config=run_config,
+      keras_model=keras_model(cfg), config=run_config,
       checkpoint_format='saver')
   keras_model_fn = estimator._model_fn  # pylint: disable=protected-access
   estimator._model_fn = _serving_predictions(  # pylint: disable=protected-access

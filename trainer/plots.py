@@ -8,22 +8,25 @@ accuracy against step, one line per run) and accuracy.png (our final test
 accuracy beside the chapter's, per row).
 """
 
+from trainer import cli
+
+if __name__ == '__main__':
+  cli.quiet_unless_verbose([])
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 import csv
 import io
 import os
-import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import matplotlib
 
 matplotlib.use('Agg')  # files only; no display needed
 from matplotlib import pyplot as plt
 import tensorflow as tf
 
+from trainer import sweep_tables
+
 PLOTS_DIR = 'plots'
-RESULTS_CSV = 'results.csv'  # written by trainer.sweep
 EVAL_DIR = 'eval'
 # The Estimator's training-loss summary; `loss_1` in Keras-built graphs,
 # where an op named `loss` already exists.
@@ -50,7 +53,7 @@ def scalars(folder, tags):
 
 
 def read_rows(sweep_dir):
-  with tf.io.gfile.GFile(os.path.join(sweep_dir, RESULTS_CSV)) as f:
+  with tf.io.gfile.GFile(os.path.join(sweep_dir, sweep_tables.CSV_FILE)) as f:
     return list(csv.DictReader(f))
 
 
@@ -154,17 +157,19 @@ def write_all(sweep_dir):
   return paths
 
 
-def main(argv):
-  if len(argv) != 2:
-    sys.exit('usage: python -m trainer.plots SWEEP_DIR  (a folder written by '
-             'python -m trainer.sweep)')
-  sweep_dir = argv[1]
-  if not tf.io.gfile.exists(os.path.join(sweep_dir, RESULTS_CSV)):
-    sys.exit(f'error: {sweep_dir} holds no {RESULTS_CSV}; give a folder '
+def main(argv=None):
+  parser = cli.ArgumentParser(prog='python -m trainer.plots',
+                              description=__doc__.split('\n\n')[0])
+  parser.add_argument('sweep_dir', metavar='SWEEP_DIR',
+                      help='a folder written by python -m trainer.sweep')
+  sweep_dir = parser.parse_args(argv).sweep_dir
+  csv_file = sweep_tables.CSV_FILE
+  if not tf.io.gfile.exists(os.path.join(sweep_dir, csv_file)):
+    cli.fail(f'error: {sweep_dir} holds no {csv_file}; give a folder '
              'written by python -m trainer.sweep')
   for path in write_all(sweep_dir):
     print(path)
 
 
 if __name__ == '__main__':
-  main(sys.argv)
+  main()

@@ -8,12 +8,8 @@ draws what the model gets wrong on that test set (trainer/report.py). Each
 input goes through the signature a server would use for it, so what this
 prints is what a server returns. An input that does not look like an MNIST
 digit gets a warning line (trainer/mnist_like.py).
-
-Flags are parsed with argparse, not absl: absl's flags are global and
-trainer.task owns them, and both modules may be imported in one process.
 """
 
-import argparse
 import base64
 import dataclasses
 import io
@@ -23,10 +19,13 @@ import os
 import sys
 from typing import List, Optional
 
-# As in trainer.task: keep TensorFlow's C++ start-up chatter off the output.
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+from trainer import cli
 
-import numpy as np  # pylint: disable=g-import-not-at-top
+if __name__ == '__main__':
+  cli.quiet_unless_verbose([])
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np
 import tensorflow as tf
 
 from trainer import cloud
@@ -397,15 +396,8 @@ def write_rows(rows, fmt, out):
 
 # --- Command line. ----------------------------------------------------------
 
-class _Parser(argparse.ArgumentParser):
-  """Usage errors as one line, like trainer.task's."""
-
-  def error(self, message):
-    sys.exit(f'error: {message} (see --help)')
-
-
 def parse_args(argv):
-  parser = _Parser(prog='python -m trainer.predict',
+  parser = cli.ArgumentParser(prog='python -m trainer.predict',
                    description=__doc__.split('\n\n')[0])
   parser.add_argument('inputs', nargs='*', metavar='INPUT',
                       help='PNG/JPEG images (white digit on black, any size: '
@@ -420,8 +412,7 @@ def parse_args(argv):
                       help='for a job dir: export/latest (the last '
                       'evaluated checkpoint, as in results.json) or '
                       'export/best')
-  parser.add_argument('--data-dir', '--data_dir', dest='data_dir',
-                      help='also predict the MNIST test set in this folder '
+  cli.add_data_dir(parser, 'also predict the MNIST test set in this folder '
                       'and print the accuracy; with --report, the test set '
                       'to report on (default $MNIST_DATA_DIR, else the '
                       'download cache, as for trainer.task)')
@@ -457,7 +448,7 @@ def write_report(folder, test, outputs, source, fmt):
   try:
     paths = report.write(folder, summary, test.values)
   except tf.errors.OpError as e:
-    sys.exit(f'error: --report {folder} could not be written ({e.message}); '
+    cli.fail(f'error: --report {folder} could not be written ({e.message}); '
              'give a folder you can write to')
   if fmt == 'json':
     print(json.dumps(summary))
@@ -479,7 +470,7 @@ def main(argv=None):
     loaded = load_model(path)
     outputs = [predict(loaded, batch) for batch in batches]
   except (InputError, data.DataError, config_lib.UsageError) as e:
-    sys.exit(f'error: {e}')
+    cli.fail(f'error: {e}')
   for line in input_warnings(batches):
     print(line, file=sys.stderr)
   if args.report:  # the test set, last: reported, not listed

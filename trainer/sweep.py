@@ -1,6 +1,6 @@
 """`python -m trainer.sweep`: rerun the chapter's experiments, or a grid.
 
-Every distinct setting trains once, through `trainer.task.run`, in its own
+Every distinct setting trains once, through `trainer.train.run`, in its own
 job dir <sweep-dir>/runs/<id>, where the id spells the settings. A run whose
 results.json exists is skipped, so a stopped sweep resumes where it stopped
 (a run cut off half-way resumes from its newest checkpoint). After each run
@@ -15,24 +15,20 @@ chapter's); at the end it draws the charts (`trainer.plots`).
 import os
 import sys
 
-from trainer import tflog
+from trainer import cli
 
 if __name__ == '__main__':
-  tflog.quiet_unless_verbose([])  # the sweep's errors are one line too
+  cli.quiet_unless_verbose([])  # the sweep's errors are one line too
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-import argparse
 import concurrent.futures
-import csv
 import dataclasses
 import datetime
 import hashlib
-import io
 import itertools
 import json
 import math
 import multiprocessing
-import platform
 import signal
 import time
 import warnings
@@ -43,13 +39,12 @@ import tensorflow as tf
 from trainer import chapter
 from trainer import config as config_lib
 from trainer import data
-from trainer import export
+from trainer import jobdir
 from trainer import preemption
-from trainer import task
+from trainer import sweep_tables
+from trainer import train
 
 RUNS_DIR = 'runs'
-CSV_FILE = 'results.csv'
-MARKDOWN_FILE = 'results.md'
 # --budget: the most epochs one run trains (None: the chapter's own budget).
 # 10 keeps the chapter's 10-epoch rows whole and cuts its 300-epoch ones.
 BUDGETS = {'reduced': 10, 'full': None}
@@ -62,12 +57,6 @@ CHECKPOINT_SECS = 20
 _OPERATIONAL = ('job_dir', 'data_dir', 'checkpoint_secs', 'checkpoint_steps',
                 'eval_secs', 'keep_checkpoints', 'log_every_steps',
                 'summary_steps')
-COLUMNS = ('group', 'label', 'chapter_budget', 'budget',
-           'chapter_accuracy_pct', 'accuracy_pct', 'global_step',
-           'examples_per_sec', 'wall_time_secs', 'run', 'model_type',
-           'hidden_units', 'activation', 'scale_inputs', 'optimizer',
-           'learning_rate', 'lr_schedule', 'batch_size', 'dropout', 'seed',
-           'note')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,7 +134,7 @@ def plan(experiments, sweep_dir, data_dir, train_size, max_epochs=None,
       raise config_lib.UsageError(
           f'experiment {e.group}: {e.label}: {err}; settings are the fields '
           'of trainer.config.Config') from None
-    chapter_budget = _budget(cfg)
+    chapter_budget = sweep_tables.budget(cfg)
     cfg = _within_budget(cfg, max_epochs, train_size)
     steps = cfg.with_train_steps(train_size).train_steps
     cfg = dataclasses.replace(
@@ -164,17 +153,6 @@ def _within_budget(cfg, max_epochs, train_size):
     most = math.ceil(max_epochs * train_size / cfg.batch_size)
     return dataclasses.replace(cfg, train_steps=min(cfg.train_steps, most))
   return dataclasses.replace(cfg, num_epochs=min(cfg.num_epochs, max_epochs))
-
-
-def _budget(cfg):
-  if cfg.train_steps:
-    return _count(cfg.train_steps, 'step')
-  return _count(cfg.num_epochs, 'epoch')
-
-
-def _count(number, noun):
-  text = f'{number:,.0f}' if number == int(number) else f'{number:g}'
-  return f'{text} {noun}{"s" * (number != 1)}'
 
 
 def run_id(cfg):
@@ -207,12 +185,12 @@ def pending(runs):
   for run in runs:
     if run.config.job_dir not in seen:
       seen.add(run.config.job_dir)
-      if export.read_results(run.config.job_dir) is None:
+      if jobdir.read_results(run.config.job_dir) is None:
         todo.append(run)
   return todo
 
 
-class Progress:
+class RunLog:
   """Prints which run starts and ends, and the sweep's ETA.
 
   The ETA scales the time spent so far by the training examples still to
@@ -230,7 +208,8 @@ class Progress:
   def start(self, index, run):
     e = run.experiment
     self._print(f'[{index}/{len(self._runs)}] {e.group}: {e.label}, '
-                f'{_budget(run.config)} ({_count(run.steps, "step")}) -> '
+                f'{sweep_tables.budget(run.config)} '
+                f'({sweep_tables.count(run.steps, "step")}) -> '
                 f'{run.config.job_dir}')
 
   def finish(self, index, run, outcome):
@@ -258,11 +237,11 @@ def _clock(seconds):
 
 def execute(runs, jobs=1, deterministic=False, on_finish=None):
   """Trains the runs (distinct, unfinished); returns {job_dir: error}."""
-  progress = Progress(runs)
+  run_log = RunLog(runs)
   failures = {}
 
   def finished(index, run, outcome):
-    progress.finish(index, run, outcome)
+    run_log.finish(index, run, outcome)
     if isinstance(outcome, Exception):
       failures[run.config.job_dir] = outcome
     if on_finish:
@@ -271,9 +250,9 @@ def execute(runs, jobs=1, deterministic=False, on_finish=None):
   if jobs == 1:
     _prepare_process(None, deterministic, verbose=True)
     for index, run in enumerate(runs, 1):
-      progress.start(index, run)
+      run_log.start(index, run)
       try:
-        outcome = task.run(run.config)
+        outcome = train.run(run.config)
       except preemption.Preempted:
         raise  # Ctrl-C or SIGTERM stops the sweep, not just this run
       except Exception as e:  # pylint: disable=broad-except
@@ -288,8 +267,8 @@ def execute(runs, jobs=1, deterministic=False, on_finish=None):
       initargs=(threads, deterministic, False)) as pool:
     futures = {}
     for index, run in enumerate(runs, 1):
-      progress.start(index, run)
-      futures[pool.submit(task.run, run.config)] = index, run
+      run_log.start(index, run)
+      futures[pool.submit(train.run, run.config)] = index, run
     for future in concurrent.futures.as_completed(futures):
       finished(*futures[future], future.exception() or future.result())
   return failures
@@ -307,86 +286,6 @@ def _prepare_process(threads, deterministic, verbose):
     tf.config.experimental.enable_op_determinism()
 
 
-def table_rows(runs, sweep_dir):
-  """One dict per run (COLUMNS), with the results its job dir holds."""
-  for run in runs:
-    e, cfg = run.experiment, run.config
-    results = export.read_results(cfg.job_dir) or {}
-    accuracy = results.get('accuracy')
-    yield {
-        'group': e.group, 'label': e.label,
-        'chapter_budget': run.chapter_budget, 'budget': _budget(cfg),
-        'chapter_accuracy_pct': e.reported,
-        'accuracy_pct': None if accuracy is None else round(100 * accuracy,
-                                                            2),
-        'global_step': results.get('global_step'),
-        'examples_per_sec': _rounded(results.get('examples_per_sec')),
-        'wall_time_secs': results.get('wall_time_secs'),
-        'run': os.path.relpath(cfg.job_dir, sweep_dir),
-        'model_type': cfg.model_type,
-        'hidden_units': ','.join(map(str, cfg.hidden_units)),
-        'activation': cfg.activation, 'scale_inputs': cfg.scale_inputs,
-        'optimizer': cfg.optimizer, 'learning_rate': cfg.learning_rate,
-        'lr_schedule': cfg.lr_schedule, 'batch_size': cfg.batch_size,
-        'dropout': ','.join(map(str, cfg.dropout)), 'seed': cfg.seed,
-        'note': e.note,
-    }
-
-
-def _rounded(value):
-  return None if value is None else round(value)
-
-
-def write_tables(runs, sweep_dir, heading):
-  """Writes results.csv and results.md; returns their paths."""
-  rows = list(table_rows(runs, sweep_dir))
-  text = io.StringIO()
-  writer = csv.DictWriter(text, COLUMNS, lineterminator='\n')
-  writer.writeheader()
-  writer.writerows(rows)
-  paths = (os.path.join(sweep_dir, CSV_FILE),
-           os.path.join(sweep_dir, MARKDOWN_FILE))
-  for path, content in zip(paths, (text.getvalue(),
-                                   markdown(rows, heading))):
-    with tf.io.gfile.GFile(path, 'w') as f:
-      f.write(content)
-  return paths
-
-
-def markdown(rows, heading=''):
-  """The results as a Markdown table, the chapter's number beside ours."""
-  lines = [heading, ''] if heading else []
-  lines += ['| experiment | setting | chapter | chapter\'s budget | ours | '
-            'our budget | run time | note |',
-            '| --- | --- | ---: | --- | ---: | --- | ---: | --- |']
-  for r in rows:
-    chapter_pct = ('–' if r['chapter_accuracy_pct'] is None
-                   else f'{r["chapter_accuracy_pct"]:g}%')
-    ours = ('not run' if r['accuracy_pct'] is None
-            else f'**{r["accuracy_pct"]:.2f}%**')
-    time_ = ('' if r['wall_time_secs'] is None
-             else f'{r["wall_time_secs"]:.0f} s')
-    lines.append(f'| {r["group"]} | {r["label"]} | {chapter_pct} | '
-                 f'{r["chapter_budget"]} | {ours} | {r["budget"]} | {time_} | '
-                 f'{r["note"]} |')
-  return '\n'.join(lines) + '\n'
-
-
-def describe_machine():
-  """e.g. '2 CPU cores (Intel Xeon ...), no GPU, TensorFlow 2.15.1'."""
-  cpu = platform.machine()
-  try:
-    with open('/proc/cpuinfo') as f:
-      cpu = next(line.split(':', 1)[1].strip() for line in f
-                 if line.startswith('model name'))
-  except (OSError, StopIteration):
-    pass
-  gpus = [tf.config.experimental.get_device_details(g).get('device_name', 'GPU')
-          for g in tf.config.list_physical_devices('GPU')]
-  return (f'{os.cpu_count()} CPU cores ({cpu}), '
-          f'{", ".join(gpus) if gpus else "no GPU"}, TensorFlow {tf.__version__}')
-
-
 def _max_epochs(budget):
   if budget in BUDGETS:
     return BUDGETS[budget]
@@ -401,7 +300,7 @@ def _max_epochs(budget):
 
 
 def parse_args(argv):
-  parser = argparse.ArgumentParser(
+  parser = cli.ArgumentParser(
       prog='python -m trainer.sweep',
       description='Rerun the book chapter\'s MNIST experiments (or a grid) '
                   'and tabulate our test accuracy beside the chapter\'s.',
@@ -425,9 +324,7 @@ def parse_args(argv):
                            'epochs; default %(default)s')
   parser.add_argument('--jobs', type=int, default=1,
                       help='runs trained at once, each in its own process')
-  parser.add_argument('--data-dir',
-                      help='MNIST folder; default $MNIST_DATA_DIR, else a '
-                           'one-time download')
+  cli.add_data_dir(parser)
   parser.add_argument('--seed', type=int,
                       help='seed for every run (default: each run\'s, 42)')
   parser.add_argument('--deterministic', action='store_true',
@@ -474,22 +371,22 @@ def main(argv=None):
     runs = plan(found, args.sweep_dir or 'SWEEP_DIR', data_dir, train_size,
                 max_epochs, args.seed)
   except (config_lib.UsageError, data.DataError) as e:
-    sys.exit(f'error: {e}')
+    cli.fail(f'error: {e}')
   todo = pending(runs)
   distinct = len({r.config.job_dir for r in runs})
   print(f'{len(runs)} results from {distinct} distinct runs: {len(todo)} to '
         f'train, {distinct - len(todo)} done before', flush=True)
   if args.dry_run:
-    progress = Progress(todo)
+    run_log = RunLog(todo)
     for index, run in enumerate(todo, 1):
-      progress.start(index, run)
+      run_log.start(index, run)
     return 0
   heading = (f'Budget `{args.budget}`'
              f'{"" if args.seed is None else f", seed {args.seed}"}'
              f'{", deterministic ops" if args.deterministic else ""}; '
-             f'{describe_machine()}.')
+             f'{sweep_tables.describe_machine()}.')
   tf.io.gfile.makedirs(args.sweep_dir)
-  write = lambda: write_tables(runs, args.sweep_dir, heading)
+  write = lambda: sweep_tables.write(runs, args.sweep_dir, heading)
   write()
   try:
     failures = execute(todo, args.jobs, args.deterministic, on_finish=write)

@@ -6,41 +6,32 @@ the job dir is never deleted or cleared.
 """
 
 import json
-import os
 import re
 import signal
 import sys
 import textwrap
-import time
-import traceback
 import warnings
 
-from trainer import tflog
+from trainer import cli
 
 if __name__ == '__main__':
-  tflog.quiet_unless_verbose(sys.argv[1:])
+  cli.quiet_unless_verbose(sys.argv[1:])
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import app
 from absl import flags
-from absl import logging
 import tensorflow as tf
 
-from trainer import checkpoints
 from trainer import cloud
 from trainer import cluster
 from trainer import config as config_lib
 from trainer import data
-from trainer import export
-from trainer import inputs
 from trainer import jobdir
-from trainer import model
 from trainer import preemption
-from trainer import progress
+from trainer import train
 
 FLAGS = flags.FLAGS
 _DEFAULTS = config_lib.Config(job_dir='unused')
-_POLL_SECS = 0.5  # how often an evaluator looks for a new checkpoint
 # Warnings from inside Keras that a user of this trainer cannot act on.
 _KERAS_DEPRECATIONS = (
     r'`tf\.keras\.backend\.set_learning_phase` is deprecated',
@@ -51,10 +42,7 @@ flags.DEFINE_string('job_dir', None,
                     'exports and results.json. Reruns resume from it. In a '
                     'tuning trial, its <trial id>/ subfolder. Default on '
                     'Vertex AI: $AIP_CHECKPOINT_DIR.')
-flags.DEFINE_string('data_dir', None,
-                    'Folder or gs://bucket/prefix with the four MNIST files '
-                    '(.gz or not). Default: $MNIST_DATA_DIR, else downloaded '
-                    'once into ~/.cache/mnist-estimator-trainer.')
+flags.DEFINE_string('data_dir', None, cli.DATA_DIR_HELP)
 flags.DEFINE_string('model_type', _DEFAULTS.model_type,
                     f'One of {", ".join(config_lib.MODEL_TYPES)}.')
 flags.DEFINE_integer('train_steps', None,
@@ -153,9 +141,9 @@ def parse_flags(argv):
   try:
     rest = FLAGS(normalize_argv(argv))
   except flags.Error as e:
-    sys.exit(f'error: {_hyphenated(str(e))} (see --help)')
+    cli.fail(f'error: {_hyphenated(str(e))} (see --help)')
   if len(rest) > 1:
-    sys.exit(f'error: unexpected argument {rest[1]!r}; flags start with --')
+    cli.fail(f'error: unexpected argument {rest[1]!r}; flags start with --')
   return rest
 
 
@@ -244,213 +232,6 @@ def config_from_flags():
       steps_per_run=FLAGS.steps_per_run)
 
 
-def run_config(cfg, role=None):
-  role = role or cluster.Role()
-  strategy = None
-  if cfg.distribute == 'mirrored':
-    if not role.is_local:
-      raise config_lib.UsageError(
-          '--distribute mirrored uses the devices of one machine, but '
-          f'TF_CONFIG makes this {role.name} of a cluster that trains with '
-          'parameter servers; drop --distribute or TF_CONFIG')
-    strategy = tf.distribute.MirroredStrategy()
-    if cfg.batch_size % strategy.num_replicas_in_sync:
-      raise config_lib.UsageError(
-          f'--batch-size={cfg.batch_size} must be a multiple of the '
-          f'{strategy.num_replicas_in_sync} devices --distribute mirrored '
-          'uses here: each device takes an equal share of a batch')
-  return cluster.run_config(
-      role,
-      model_dir=cfg.job_dir,
-      tf_random_seed=cfg.seed,
-      save_checkpoints_secs=cfg.checkpoint_secs,
-      keep_checkpoint_max=cfg.keep_checkpoints,
-      log_step_count_steps=cfg.log_every_steps,
-      save_summary_steps=cfg.summary_steps,
-      train_distribute=strategy)
-
-
-def run(cfg, role=None, validate_only=False):
-  """Trains to cfg's target step (resuming), evaluates, exports; returns results.
-
-  Every task of a cluster calls this; only the chief evaluates the final
-  checkpoint, exports and returns results; the others return None. With
-  validate_only, it returns after the checks, having trained nothing.
-  """
-  started = time.time()
-  role = role or cluster.Role()
-  cfg = cfg.with_steps_per_run(in_cluster=not role.is_local)
-  cloud.check_bucket(cfg.job_dir)
-  mnist = data.load(data.resolve_data_dir(cfg.data_dir))
-  cfg = cfg.with_train_steps(mnist.train.size)
-  jobdir.prepare(cfg)
-  estimator = model.build_estimator(cfg, run_config(cfg, role))
-  if role.is_chief or validate_only:
-    # Other tasks of a cluster leave the checkpoints to the chief (they may
-    # rotate while another task reads them).
-    jobdir.check_checkpoint_fits(cfg.job_dir, estimator)
-  start_step = jobdir.global_step(cfg.job_dir)
-  if validate_only:
-    _say(f'ok: the flags, data and job dir are valid; next: '
-         f'{_plan(cfg, start_step)}')
-    return None
-  if role.is_chief:
-    jobdir.record(cfg, start_step)
-    _say(_plan(cfg, start_step))
-  eval_fn = inputs.eval_input_fn(mnist.test, 1000, cfg.scale_inputs)
-  speed = progress.Throughput(cfg.batch_size)
-
-  metrics = results = None
-  if start_step < cfg.train_steps and role.is_evaluator:
-    _evaluate_new_checkpoints(cfg, estimator, eval_fn)
-  elif start_step < cfg.train_steps:  # chief, worker, ps, or a local run
-    metrics = _train_and_evaluate(cfg, role, estimator, mnist.train, eval_fn,
-                                  speed)
-  elif role.is_chief:
-    results = _finished_results(cfg, start_step)
-  if not role.is_chief:
-    logging.info('%s done; the chief reports the results', role.name)
-    return None
-  if results is None:
-    if metrics is None:  # the Estimator did not evaluate the final checkpoint
-      metrics = _evaluate_and_export(
-          estimator, cfg, eval_fn, start_step < cfg.train_steps or
-          not export.newest_export(cfg.job_dir))
-    results = _write_results(cfg, metrics, start_step, speed, started)
-  cloud.report_metric(results)
-  return results
-
-
-def _plan(cfg, start_step):
-  """What this run does, in a few words: said before it does it."""
-  if start_step == 0:
-    return f'starting {cfg.job_dir} from step 0 of {cfg.train_steps:,}'
-  if start_step < cfg.train_steps:
-    return (f'resuming from step {start_step:,} of {cfg.train_steps:,} in '
-            f'{cfg.job_dir}')
-  return (f'{cfg.job_dir} already holds step {start_step:,} of '
-          f'{cfg.train_steps:,}: reporting its results')
-
-
-def _say(line):
-  """A line for the user on stderr, beside the progress lines."""
-  print(line, file=sys.stderr, flush=True)
-
-
-def _finished_results(cfg, step):
-  """results.json of a job done at `step` whose export exists, else None."""
-  previous = export.read_results(cfg.job_dir)
-  if (previous and previous.get('global_step') == step and
-      export.newest_export(cfg.job_dir)):
-    logging.info('%s already holds step %d >= --train-steps %d: reporting '
-                 'its results', cfg.job_dir, step, cfg.train_steps)
-    return previous
-  return None
-
-
-def _write_results(cfg, metrics, start_step, speed, started):
-  results = {
-      'model_type': cfg.model_type,
-      'global_step': int(metrics['global_step']),
-      'resumed_from_step': start_step,
-      'accuracy': float(metrics['accuracy']),
-      'loss': float(metrics['loss']),
-      'export_dir': export.newest_export(cfg.job_dir),
-      'best_export_dir': export.newest_export(cfg.job_dir, 'best'),
-      'examples_per_sec': speed.examples_per_sec,
-      'wall_time_secs': round(time.time() - started, 1),
-      'job_dir': cfg.job_dir,
-      'trial': cloud.trial_id(),
-      'config': jobdir.config_dict(cfg),
-  }
-  published = cloud.publish_model(results['best_export_dir'] or
-                                  results['export_dir'])
-  if published:
-    logging.info('copied the best SavedModel to %s', published)
-  export.write_results(cfg.job_dir, results)
-  return results
-
-
-def _train_and_evaluate(cfg, role, estimator, train, eval_fn, speed):
-  """Runs this task's part; returns the final metrics if it evaluated them.
-
-  Only a local run gets them back: in a cluster train_and_evaluate returns
-  nothing, whatever the task evaluated.
-  """
-  logging.info('%s: %s %s model to step %d in %s', role.name,
-               'training' if role.trains else 'serving the variables of a',
-               cfg.model_type, cfg.train_steps, cfg.job_dir)
-  strategy = estimator.config.train_distribute
-  # Each device of a strategy takes its own share of --batch-size.
-  batch_size = cfg.batch_size // (strategy.num_replicas_in_sync if strategy
-                                  else 1)
-  with preemption.StopOnSigterm(active=role.is_chief) as stop:
-    train_spec = tf.estimator.TrainSpec(
-        inputs.train_input_fn(train, batch_size, cfg.seed, cfg.scale_inputs,
-                              shard=role.shard,
-                              steps_per_run=cfg.steps_per_run),
-        max_steps=cfg.train_steps,
-        hooks=[stop.hook(),
-               progress.ProgressHook(speed, cfg.train_steps,
-                                     cfg.log_every_steps, cfg.steps_per_run)] +
-        ([checkpoints.saver_hook(cfg.job_dir, cfg.checkpoint_secs,
-                                 cfg.checkpoint_steps, cfg.steps_per_run)]
-         if role.is_chief else []),
-        saving_listeners=[stop.listener(), progress.PauseListener(speed)])
-    eval_spec = tf.estimator.EvalSpec(
-        eval_fn, steps=None, exporters=export.exporters(cfg.scale_inputs),
-        start_delay_secs=0, throttle_secs=cfg.eval_secs)
-    result = tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
-    stop.check()
-  return result[0] if result else None
-
-
-def _evaluate_new_checkpoints(cfg, estimator, eval_fn):
-  """An evaluator's part: each new checkpoint, at most every --eval-secs.
-
-  train_and_evaluate's own evaluator loop would sleep --eval-secs after the
-  final evaluation and poll without pause when it is 0; tf.train's
-  checkpoints_iterator would sleep out --eval-secs before it looked at the
-  final checkpoint. This one polls, and evaluates the target step's
-  checkpoint as soon as it exists.
-  """
-  logging.info('evaluator: evaluating new checkpoints in %s until step %d',
-               cfg.job_dir, cfg.train_steps)
-  evaluated, last = None, None
-  while True:
-    checkpoint = tf.train.latest_checkpoint(cfg.job_dir)
-    final = checkpoint and _step_of(checkpoint) >= cfg.train_steps
-    due = last is None or time.monotonic() - last >= cfg.eval_secs
-    if checkpoint and checkpoint != evaluated and (final or due):
-      evaluated, last = checkpoint, time.monotonic()
-      metrics = estimator.evaluate(eval_fn, name=None,
-                                   checkpoint_path=checkpoint)
-      logging.info('evaluator: step %d accuracy %.4f',
-                   metrics['global_step'], metrics['accuracy'])
-      if metrics['global_step'] >= cfg.train_steps:
-        return
-    time.sleep(_POLL_SECS)
-
-
-def _step_of(checkpoint):
-  """The step in a checkpoint path, model.ckpt-<step>."""
-  return int(checkpoint.rsplit('-', 1)[1])
-
-
-def _evaluate_and_export(estimator, cfg, eval_fn, run_exporters):
-  """Evaluates the newest checkpoint; exports it as train_and_evaluate does."""
-  checkpoint = estimator.latest_checkpoint()
-  metrics = estimator.evaluate(eval_fn, name=None, checkpoint_path=checkpoint)
-  if run_exporters:
-    logging.info('exporting step %d', metrics['global_step'])
-    for exporter in export.exporters(cfg.scale_inputs):
-      exporter.export(estimator,
-                      os.path.join(cfg.job_dir, export.EXPORT_DIR,
-                                   exporter.name),
-                      checkpoint, metrics, is_the_final_export=True)
-  return metrics
-
-
 def main(argv):
   del argv
   if FLAGS.verbosity < 1:
@@ -461,7 +242,7 @@ def main(argv):
   try:
     role = cluster.from_environment()
     cfg = config_from_flags()
-    results = run(cfg, role, validate_only=FLAGS.validate_only)
+    results = train.run(cfg, role, validate_only=FLAGS.validate_only)
   except (config_lib.UsageError, data.DataError) as e:
     _fail(f'error: {e}')
   except tf.compat.v1.train.NanLossDuringTrainingError:
@@ -478,7 +259,7 @@ def main(argv):
   except KeyboardInterrupt:  # Ctrl-C outside training: nothing to save
     _stopped_by_ctrl_c(cfg, preemption.EXIT_STATUSES[signal.SIGINT])
   if results is not None:
-    _say(summary(results))
+    train.say(summary(results))
     print(json.dumps(results, sort_keys=True))
 
 
@@ -499,10 +280,7 @@ def _stopped_by_ctrl_c(cfg, status):
 
 def _fail(line, status=1):
   """One line on stderr; with --verbosity 1 or more, the traceback first."""
-  if FLAGS.verbosity > 0:
-    traceback.print_exc()
-  print(line, file=sys.stderr)
-  sys.exit(status)
+  cli.fail(line, status, with_traceback=FLAGS.verbosity > 0)
 
 
 if __name__ == '__main__':
