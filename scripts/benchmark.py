@@ -23,7 +23,9 @@ import tempfile
 import time
 from typing import Callable, Optional
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+from trainer import cli
+
+cli.quiet_unless_verbose(sys.argv)
 
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -31,7 +33,7 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-posi
 from trainer import config  # pylint: disable=g-import-not-at-top,wrong-import-position
 from trainer import data  # pylint: disable=g-import-not-at-top,wrong-import-position
 from trainer import model  # pylint: disable=g-import-not-at-top,wrong-import-position
-from trainer import task  # pylint: disable=g-import-not-at-top,wrong-import-position
+from trainer import train  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 HIDDEN = (512, 256, 128)
 TARGET_ACCURACY = 0.98
@@ -172,10 +174,10 @@ def _trainer_config(args, model_type, job_dir, **overrides):
 
 def _trainer_part(model_type, **overrides):
   def part(args):
-    """The trainer through task.run, exactly as python -m trainer.task."""
+    """The trainer through train.run, exactly as python -m trainer.task."""
     tf.get_logger().setLevel('ERROR')
     with tempfile.TemporaryDirectory() as job_dir:
-      results = task.run(_trainer_config(args, model_type, job_dir,
+      results = train.run(_trainer_config(args, model_type, job_dir,
                                          **overrides))
     return {'examples_per_sec': results['examples_per_sec'],
             'accuracy': results['accuracy'],
@@ -193,7 +195,7 @@ def _trainer_time98(model_type):
                             batch_size=None, checkpoint_secs=args.eval_secs,
                             eval_secs=args.eval_secs)
       start = time.time()
-      results = task.run(cfg)
+      results = train.run(cfg)
       reached = _first_eval_reaching(os.path.join(job_dir, 'eval'))
     return {'seconds_to_98': reached - start if reached else None,
             'final_accuracy': results['accuracy'],
@@ -330,10 +332,8 @@ def table(rows):
 
 
 def parse_args(argv):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--data-dir', default=os.environ.get('MNIST_DATA_DIR'),
-                      help='MNIST folder (default $MNIST_DATA_DIR, else the '
-                      'download cache)')
+  parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
+  cli.add_data_dir(parser)
   parser.add_argument('--batch-sizes', default='128,1024',
                       help='comma-separated batch sizes for the speed parts')
   parser.add_argument('--examples', type=int, default=400_000,
