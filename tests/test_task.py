@@ -16,6 +16,7 @@ import pytest
 import mnist_files
 import processes
 from processes import last_json
+from trainer import config as config_lib
 from trainer import jobdir
 from trainer import task
 
@@ -379,6 +380,12 @@ def test_help_lists_hyphenated_flags_and_exits_0():
   assert '  --checkpoint-steps\n' in result.stdout
   assert '--job_dir' not in result.stdout and '--train_steps' not in (
       result.stdout)
+  # Per-model defaults come from config.MODEL_DEFAULTS, not restated.
+  help_text = ' '.join(result.stdout.split())
+  for name in ('num_epochs', 'batch_size', 'learning_rate', 'dropout'):
+    assert config_lib.describe_defaults(name) in help_text, name
+  assert config_lib.describe_defaults('batch_size') == (
+      'premade 128, custom and keras 256')
 
 
 @pytest.mark.parametrize('level', ['0', '2'])

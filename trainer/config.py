@@ -30,6 +30,15 @@ MODEL_DEFAULTS = {
 }
 MODEL_DEFAULTS['keras'] = MODEL_DEFAULTS['custom']
 
+
+def describe_defaults(name, model_types=MODEL_TYPES):
+  """`premade 128, custom and keras 256`: MODEL_DEFAULTS[*][name] for help."""
+  groups = {}
+  for model_type in model_types:
+    groups.setdefault(MODEL_DEFAULTS[model_type][name], []).append(model_type)
+  return ', '.join(f'{" and ".join(types)} {value:g}'
+                   for value, types in groups.items())
+
 # When --steps-per-run is not given, the custom model trains about this many
 # examples per Session.run (20 steps at its batch size 256; 40 at 128, 5 at
 # 1024; at most --log-every-steps): enough steps to amortize a run's cost,

@@ -49,13 +49,14 @@ flags.DEFINE_integer('train_steps', None,
                      'Global step to train to. Exclusive with --num-epochs.')
 flags.DEFINE_float('num_epochs', None,
                    'Passes over the training set when --train-steps is not '
-                   'given (default: premade 20, custom and keras 30).')
+                   'given (default: '
+                   f'{config_lib.describe_defaults("num_epochs")}).')
 flags.DEFINE_integer('batch_size', None,
-                     'Training batch size (default: premade 128, custom and '
-                     'keras 256).')
+                     'Training batch size (default: '
+                     f'{config_lib.describe_defaults("batch_size")}).')
 flags.DEFINE_float('learning_rate', None,
-                   'Initial learning rate (default: premade 0.001, custom and '
-                   'keras 0.002).')
+                   'Initial learning rate (default: '
+                   f'{config_lib.describe_defaults("learning_rate")}).')
 flags.DEFINE_string('lr_schedule', _DEFAULTS.lr_schedule,
                     f'One of {", ".join(config_lib.LR_SCHEDULES)} (cosine decays '
                     'to 1% of the rate over the training steps).')
@@ -73,10 +74,12 @@ flags.DEFINE_integer('first_layer_units', None,
 flags.DEFINE_list('dropout', None,
                   'Dropout rate after each hidden layer: one rate for all '
                   'layers, or (custom and keras) one per layer. Default: '
-                  'premade 0, custom and keras 0.3.')
+                  f'{config_lib.describe_defaults("dropout")}.')
 flags.DEFINE_float('input_dropout', None,
-                   'Dropout rate on the input pixels (custom and keras; default '
-                   '0.2).')
+                   'Dropout rate on the input pixels, custom and keras models '
+                   'only (default: ' + config_lib.describe_defaults(
+                       'input_dropout', config_lib.PER_LAYER_DROPOUT_MODELS) +
+                   ').')
 flags.DEFINE_boolean('batch_norm', _DEFAULTS.batch_norm,
                      'Batch normalization in the premade model.')
 flags.DEFINE_boolean('scale_inputs', _DEFAULTS.scale_inputs,
