@@ -167,7 +167,10 @@ class BatchTimer(tf.keras.callbacks.Callback):
 def _trainer_config(args, model_type, job_dir, **overrides):
   settings = dict(job_dir=job_dir, data_dir=args.data_dir,
                   model_type=model_type, batch_size=args.batch_size,
-                  train_steps=args.steps, steps_per_run=args.steps_per_run)
+                  train_steps=args.steps,
+                  # Only the custom model runs several steps per run.
+                  steps_per_run=(args.steps_per_run if model_type == 'custom'
+                                 else None))
   settings.update(overrides)
   return config.Config(**settings)
 

@@ -16,6 +16,7 @@ $AIP_MODEL_DIR, both under gs://B/jobs/N/ (per trial: gs://B/jobs/N/<id>/).
 
 import json
 import os
+import re
 import string
 
 import cloudcmd
@@ -69,8 +70,27 @@ def main():
     f.write(rendered)
   print(f'# {config}:\n{rendered}' if args.dry_run else f'# {config}',
         end='' if args.dry_run else '\n')
-  cloudcmd.run(['gcloud', 'ai', kind, 'create', '--region', region,
-                '--display-name', name, '--config', config], args.dry_run)
+  cmd = ['gcloud', 'ai', kind, 'create', '--region', region,
+         '--display-name', name, '--config', config]
+  if args.tuning:
+    cmd += trial_counts(rendered)
+  cloudcmd.run(cmd, args.dry_run)
+
+
+def trial_counts(spec):
+  """--max-trial-count and --parallel-trial-count from the spec's own.
+
+  gcloud ai hp-tuning-jobs create takes both from its flags, which default
+  to 1, so the study's counts are passed as flags too.
+  """
+  flags = []
+  for field, flag in (('maxTrialCount', '--max-trial-count'),
+                      ('parallelTrialCount', '--parallel-trial-count')):
+    found = re.search(rf'^{field}:\s*(\d+)\s*$', spec, re.MULTILINE)
+    if not found:
+      cloudcmd.fail(f'the tuning spec has no top-level {field}: N; add it')
+    flags += [flag, found.group(1)]
+  return flags
 
 
 if __name__ == '__main__':

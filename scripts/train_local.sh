@@ -20,7 +20,9 @@ for arg in "$@"; do
 done
 extra=()
 if [[ -z $job_dir ]]; then
-  job_dir=${JOBS_DIR:-$ROOT/jobs}/mnist-$(date +%Y%m%d-%H%M%S)
+  jobs=${JOBS_DIR:-$ROOT/jobs}
+  [[ $jobs == /* ]] || jobs=$PWD/$jobs  # relative to where the user is
+  job_dir=$jobs/mnist-$(date +%Y%m%d-%H%M%S)
   extra=(--job-dir "$job_dir")
 fi
 

@@ -162,6 +162,11 @@ def test_vertex_job_spec_is_filled_in(fake_tools, tmp_path, tuning):
   assert argv[:4] == ['ai', 'hp-tuning-jobs' if tuning else 'custom-jobs',
                       'create', '--region']
   assert argv[argv.index('--display-name') + 1] == 'mnist_2'
+  if tuning:  # the study's own counts, not gcloud's default of 1
+    assert argv[argv.index('--max-trial-count') + 1] == '20'
+    assert argv[argv.index('--parallel-trial-count') + 1] == '4'
+  else:
+    assert '--max-trial-count' not in argv
   spec = yaml.safe_load(call['config'])
   job = spec['trialJobSpec'] if tuning else spec
   pool, = job['workerPoolSpecs']

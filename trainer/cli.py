@@ -4,7 +4,9 @@ Every entry point (`python -m trainer.task`, `.predict`, `.sweep`, `.plots`
 and the scripts) fails the same way: one line `error: ...` on stderr and
 exit status 1, usage errors included (argparse's own would print the usage
 and exit 2). Importing this module imports no TensorFlow: a command calls
-`quiet_unless_verbose` before it imports TensorFlow.
+`quiet_unless_verbose` before it imports TensorFlow. The one deliberate copy
+of `fail` and the parser is scripts/cloudcmd.py: the Google Cloud scripts
+run with any python3, where this package may not be installed.
 """
 
 import argparse

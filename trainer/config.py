@@ -11,6 +11,8 @@ from typing import Optional, Tuple
 MODEL_TYPES = ('premade', 'custom', 'keras')
 # Model types that take one dropout rate per hidden layer.
 PER_LAYER_DROPOUT_MODELS = ('custom', 'keras')
+# Model types with dropout on the input pixels (--input-dropout).
+INPUT_DROPOUT_MODELS = ('custom', 'keras')
 DISTRIBUTE = ('none', 'mirrored')
 # Names only: trainer.model maps them to TensorFlow's optimizers and
 # functions, so that this value object needs no TensorFlow.
@@ -161,7 +163,7 @@ def _validate(cfg):
                        '[0, 1)')
   if not 0 <= cfg.input_dropout < 1:
     raise UsageError(f'--input-dropout={cfg.input_dropout} must be in [0, 1)')
-  if cfg.input_dropout and cfg.model_type == 'premade':
+  if cfg.input_dropout and cfg.model_type not in INPUT_DROPOUT_MODELS:
     raise UsageError('--input-dropout is not supported by the premade model; '
                      'use --model-type=custom or keras')
   if cfg.model_type == 'premade' and len(cfg.dropout) != 1:

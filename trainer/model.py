@@ -227,7 +227,8 @@ def keras_model(cfg):
   in a fresh process). Weights are seeded from cfg.seed.
   The Input is named FEATURE_KEY, which model_to_estimator matches to the
   input_fn's feature key. The model outputs logits. Dropout masks take
-  their seeds from the graph seed, as in the custom model.
+  their seeds from the graph seed (the custom model seeds its masks by seed,
+  global step and layer, so with dropout the two differ).
   """
   layers = [tf.keras.Input(shape=(data.PIXELS,), name=FEATURE_KEY)]
   if cfg.input_dropout:

@@ -78,7 +78,7 @@ flags.DEFINE_list('dropout', None,
 flags.DEFINE_float('input_dropout', None,
                    'Dropout rate on the input pixels, custom and keras models '
                    'only (default: ' + config_lib.describe_defaults(
-                       'input_dropout', config_lib.PER_LAYER_DROPOUT_MODELS) +
+                       'input_dropout', config_lib.INPUT_DROPOUT_MODELS) +
                    ').')
 flags.DEFINE_boolean('batch_norm', _DEFAULTS.batch_norm,
                      'Batch normalization in the premade model.')
