@@ -106,7 +106,7 @@ def main():
   args = parser.parse_args()
   if args.child:
     return train_once(args)
-  cadences = [int(s) for s in args.steps.split(',')]
+  cadences = args.steps  # parsed by _cadences, the default too
   speeds = {c: [] for c in cadences}
   saving = {c: [] for c in cadences}  # share of the time spent saving
   for round_ in range(args.rounds):
