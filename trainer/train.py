@@ -2,8 +2,9 @@
 
 `trainer.task` is its command line; `trainer.sweep`, the scripts and the
 tests call `run` directly. Importing this module parses no flags and
-registers none. Each task of a job does its role's part (one function per
-role, as tensorflow_estimator's _TrainingExecutor runs one per task type):
+registers none. Each task of a job does its role's part (a function per
+part, as tensorflow_estimator's _TrainingExecutor runs one per task type;
+workers and parameter servers share one, as train_and_evaluate serves both):
 the chief (or a local run) trains, evaluates the final checkpoint, exports
 and writes results.json; a worker trains; a ps serves the variables; an
 evaluator evaluates new checkpoints for TensorBoard.
@@ -135,15 +136,10 @@ def _run_chief(job):
   return results
 
 
-def _run_worker(job):
-  """A worker trains its share until a checkpoint reaches the target step."""
-  if not job.done:
-    _train_and_evaluate(job, progress.Throughput(job.cfg.batch_size))
-  return _leave_to_chief(job)
-
-
-def _run_ps(job):
-  """A parameter server serves the variables until the job ends."""
+def _run_worker_or_ps(job):
+  """A worker trains its share until a checkpoint reaches the target step; a
+  parameter server serves the variables until the job ends. train_and_evaluate
+  tells the two apart from the RunConfig."""
   if not job.done:
     _train_and_evaluate(job, progress.Throughput(job.cfg.batch_size))
   return _leave_to_chief(job)
@@ -156,8 +152,8 @@ def _run_evaluator(job):
   return _leave_to_chief(job)
 
 
-_PARTS = {'chief': _run_chief, 'worker': _run_worker, 'ps': _run_ps,
-          'evaluator': _run_evaluator}
+_PARTS = {'chief': _run_chief, 'worker': _run_worker_or_ps,
+          'ps': _run_worker_or_ps, 'evaluator': _run_evaluator}
 
 
 def _leave_to_chief(job):
@@ -183,13 +179,13 @@ def say(line):
 
 
 def _finished_results(job):
-  """results.json of a job done at its step whose export exists, else None."""
-  cfg = job.cfg
-  previous = jobdir.read_results(cfg.job_dir)
+  """results.json of a job done at its step whose export exists, else None.
+
+  _plan has already told the user that the run reports these results.
+  """
+  previous = jobdir.read_results(job.cfg.job_dir)
   if (previous and previous.get('global_step') == job.start_step and
-      export.newest_export(cfg.job_dir)):
-    logging.info('%s already holds step %d >= --train-steps %d: reporting '
-                 'its results', cfg.job_dir, job.start_step, cfg.train_steps)
+      export.newest_export(job.cfg.job_dir)):
     return previous
   return None
 
