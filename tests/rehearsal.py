@@ -13,7 +13,9 @@ import shutil
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import processes
+
+ROOT = processes.ROOT
 DOCKERFILE = os.path.join(ROOT, 'Dockerfile')
 # What the rehearsal knows how to replay; anything else must be taught here.
 KNOWN = ('FROM', 'WORKDIR', 'COPY', 'RUN', 'ENV', 'ENTRYPOINT')
@@ -69,10 +71,10 @@ def tensorflow_venv(folder, version):
 
 
 def venv_env(python, **extra):
-  """The environment of a process in that venv: its bin/ first on PATH."""
-  env = {k: v for k, v in os.environ.items()
-         if k not in ('PYTHONPATH', 'MNIST_DATA_DIR', 'TF_CONFIG',
-                      'VIRTUAL_ENV')}
+  """A trainer process's environment (processes.env), in that venv: its
+  bin/ first on PATH, nothing of the test venv's."""
+  env = {k: v for k, v in processes.env().items()
+         if k not in ('PYTHONPATH', 'VIRTUAL_ENV')}
   env['PATH'] = os.path.dirname(python) + os.pathsep + env['PATH']
   env['TF_CPP_MIN_LOG_LEVEL'] = '3'
   env.update(extra)

@@ -34,6 +34,7 @@ from gcs_emulator import free_port
 from test_gcs import BUCKET
 from test_gcs import eval_tags
 from test_gcs import names
+from test_gcs import run_script
 from trainer import cloud
 
 TRIAL = '7'
@@ -41,11 +42,11 @@ SMALL = processes.SMALL
 
 
 def stage(gcs, mnist_dir, prefix):
-  bucket = gcs.client().bucket(BUCKET)
-  for name in os.listdir(mnist_dir):
-    bucket.blob(f'{prefix}/{name}').upload_from_filename(
-        os.path.join(mnist_dir, name))
-  return f'gs://{BUCKET}/{prefix}'
+  """The small MNIST files in gs://BUCKET/prefix, by scripts/stage_mnist.py."""
+  folder = f'gs://{BUCKET}/{prefix}'
+  staged = run_script('--data-dir', mnist_dir, folder, env=gcs.env)
+  assert staged.returncode == 0, staged.stderr[-2000:]
+  return folder
 
 
 # The image -------------------------------------------------------------------
