@@ -65,7 +65,7 @@ _uv_or_fetch() {
 
 # uv's error lines (error:, Caused by:) as one clause.
 _one_line() {
-  sed -E -e 's/^ *(error|Caused by): *//' -e '/^ *$/d' | paste -sd ';' - | sed 's/;/; /g'
+  sed -E -e 's/^ *(error|Caused by|cause): *//' -e '/^ *$/d' | paste -sd ';' - | sed 's/;/; /g'
 }
 
 _create_venv() {
@@ -83,7 +83,7 @@ _create_venv() {
   echo "creating $VENV with Python $PROVISIONED_PYTHON from uv (found $found; TensorFlow 2.15 needs 3.9-3.11)"
   if ! out=$("$uv" venv --quiet --seed --python "$PROVISIONED_PYTHON" "$VENV" 2>&1); then
     rm -rf "$VENV"
-    echo "error: uv could not install Python $PROVISIONED_PYTHON ($(_one_line <<<"$out")); rerun once online, or install Python 3.11 and set PYTHON=/path/to/python3.11" >&2
+    echo "error: uv could not make $VENV with Python $PROVISIONED_PYTHON ($(_one_line <<<"$out")); rerun once online, or install Python 3.11 and set PYTHON=/path/to/python3.11" >&2
     exit 1
   fi
 }

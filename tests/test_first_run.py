@@ -227,7 +227,8 @@ def test_offline_uv_names_the_fix_in_one_line(tmp_path, bare_path):
   result = _first_command(tmp_path, env)
   assert result.returncode == 1
   line, = result.stderr.splitlines()
-  assert line.startswith('error: uv could not install Python 3.11 (')
+  assert line.startswith(f'error: uv could not make {env["VENV"]} with '
+                         'Python 3.11 (')
   assert line.endswith('rerun once online, or install Python 3.11 and set '
                        'PYTHON=/path/to/python3.11')
   assert not os.path.exists(env['VENV'])
