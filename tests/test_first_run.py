@@ -25,7 +25,7 @@ import tarfile
 
 import pytest
 
-import processes
+from tests.support import processes
 
 SCRIPT = os.path.join(processes.ROOT, 'scripts', 'train_local.sh')
 TRAIN = ['--train-steps', '20', *processes.SMALL]

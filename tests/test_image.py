@@ -9,7 +9,10 @@
 - The package (legacy AI Platform): the sdist gcloud builds, pip-installed
   with dependency resolution into a TensorFlow 2.15.0 venv, then run as a
   tuning trial of AI Platform.
-Both fail if the Dockerfile, setup.py or the lock lets pip install a package
+- Your own TensorFlow 2.15 environment: a plain `pip install .` (no extras)
+  into that venv, then the commands the docs show: predict, `--report`
+  (one line naming the [plots] extra), `trainer.sweep --dry-run`.
+All fail if the Dockerfile, setup.py or the lock lets pip install a package
 TensorFlow 2.15 cannot run with (protobuf 5 and later did, at the first
 checkpoint).
 """
@@ -66,10 +69,11 @@ def image(tmp_path_factory):
 def test_the_image_install_is_consistent_and_locked(image):
   rehearsal.pip_check(image['python'])
   found = rehearsal.versions(image['python'], 'tensorflow', 'protobuf',
-                             'mnist-estimator-trainer')
+                             'setuptools', 'mnist-estimator-trainer')
   with open(os.path.join(processes.ROOT, 'requirements.txt')) as f:
     lock = f.read()
-  for name in ('tensorflow', 'protobuf'):
+  # setuptools: TensorBoard 2.15 needs the pkg_resources of the locked one.
+  for name in ('tensorflow', 'protobuf', 'setuptools'):
     assert f'\n{name}=={found[name]}' in lock, f'{name} is not the locked one'
   assert int(found['protobuf'].split('.')[0]) < 5
 
@@ -243,3 +247,48 @@ def test_the_package_runs_a_legacy_tuning_trial(gcs, package_trial):
   assert results['global_step'] == 20 and results['trial'] == TRIAL
   assert results['job_dir'] == f'{job_dir}/{TRIAL}'
   assert cloud.METRIC_TAG in eval_tags(gcs, results['job_dir'])
+
+
+# `pip install .` into your own TensorFlow 2.15 environment, no extras --------
+
+
+@pytest.fixture(scope='module')
+def plain_install(package_trial, sdist):
+  """The package venv after a plain `pip install .` of the tree (no extras):
+  what the README tells a user with their own TensorFlow 2.15."""
+  python = package_trial[0]
+  tree = os.path.join(os.path.dirname(os.path.dirname(sdist)), 'src')
+  rehearsal.run([python, '-m', 'pip', 'install', '--quiet', tree])
+  return python
+
+
+def test_a_plain_install_runs_every_documented_command(
+    gcs, package_trial, plain_install, mnist_dir, tmp_path):
+  rehearsal.pip_check(plain_install)
+  no_extra = rehearsal.run([plain_install, '-c', 'import importlib.util; '
+                            'print(importlib.util.find_spec("matplotlib"))'])
+  assert no_extra.stdout.strip() == 'None', 'the [plots] extra is not asked'
+  env = rehearsal.venv_env(plain_install, **gcs.env)
+
+  def command(*args):
+    return subprocess.run([plain_install, '-m', *args], cwd=tmp_path,
+                          env=env, capture_output=True, text=True,
+                          timeout=180, check=False)
+
+  # trainer.task ran in package_trial; --help of the rest: tests/test_docs.py.
+  helped = command('trainer.predict', '--help')
+  assert helped.returncode == 0, helped.stderr[-2000:]
+  model = package_trial[2]['job_dir']
+  predicted = command('trainer.predict', '--model', model, '--data-dir',
+                      mnist_dir)
+  assert predicted.returncode == 0, predicted.stderr[-2000:]
+  assert predicted.stdout.strip().splitlines()[-1].startswith('accuracy ')
+  reported = command('trainer.predict', '--model', model, '--data-dir',
+                     mnist_dir, '--report', str(tmp_path / 'report'))
+  assert reported.returncode == 1 and not reported.stdout
+  line, = reported.stderr.strip().splitlines()
+  assert line.startswith('error: ') and "pip install '.[plots]'" in line
+  assert not (tmp_path / 'report').exists()
+  planned = command('trainer.sweep', '--dry-run')
+  assert planned.returncode == 0, planned.stderr[-2000:]
+  assert planned.stdout.strip()
