@@ -94,6 +94,9 @@ def fetch(version, folder):
 
 
 def main(argv):
+  if argv[1:] in (['-h'], ['--help']):
+    print(__doc__.strip())
+    return
   if len(argv) != 3:
     sys.exit(__doc__.strip().splitlines()[-1])
   try:

@@ -6,6 +6,10 @@
 # Keras, at batch sizes 128 to 8192. Arguments go to scripts/benchmark.py
 # (e.g. --steps-per-run 100 to measure another K).
 set -euo pipefail
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then  # the comment above
+  awk '/^set /{exit} NR > 1 {sub(/^# ?/, ""); print}' "${BASH_SOURCE[0]}"
+  exit 0
+fi
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export VENV=$ROOT/.venv-gpu
 source "$ROOT/scripts/env.sh"

@@ -6,6 +6,10 @@
 # --upgrade (or --upgrade-package NAME) to move them. Needs uv
 # (pip install uv; the test venv has it).
 set -euo pipefail
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then  # the comment above
+  awk '/^set /{exit} NR > 1 {sub(/^# ?/, ""); print}' "${BASH_SOURCE[0]}"
+  exit 0
+fi
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 UV=${UV:-$(command -v uv || echo .venv/bin/uv)}
 if [[ ! -x $UV ]]; then
