@@ -6,6 +6,7 @@
   venv's own tools, answers `--help` (each distinct command once, a few at
   a time), and each `--flag` a documented command line gives is one that
   command's `--help` lists; after a lone `--`, the flags go to trainer.task.
+  These start TensorFlow about ten times: marked slow; the links are not.
 """
 
 import concurrent.futures
@@ -185,6 +186,7 @@ def _listed(output):
   return names
 
 
+@pytest.mark.slow  # about ten TensorFlow start-ups
 def test_every_documented_command_answers_help(helps):
   failed = {name: output[-600:] for (kind, name), (status, output)
             in helps.items()
@@ -198,6 +200,7 @@ def test_every_documented_command_answers_help(helps):
           ('tool', 'tensorboard')} <= set(helps)
 
 
+@pytest.mark.slow
 def test_every_documented_flag_is_one_the_command_takes(helps):
   task_flags = _listed(helps[TASK][1])
   unknown = []
