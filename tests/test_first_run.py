@@ -68,6 +68,13 @@ def test_train_local_prints_a_tensorboard_command_that_reads_the_job(
     tmp_path, mnist_dir):
   environ = {**processes.env(), 'VENV': sys.prefix,
              'JOBS_DIR': str(tmp_path / 'jobs')}
+  fresh = subprocess.run(  # else train_local.sh would reinstall this venv
+      ['bash', '-c', 'source scripts/env.sh && [[ $(cat "$VENV/.installed") '
+       '== $(_stamp requirements-test.txt) ]]'], cwd=processes.ROOT,
+      env=environ, check=False)
+  assert fresh.returncode == 0, (
+      f'{sys.prefix} is not installed from the current lock; run the tests '
+      'with scripts/test.sh')
   result = subprocess.run(['bash', SCRIPT, '--data-dir', mnist_dir, *TRAIN],
                           env=environ, capture_output=True, text=True,
                           timeout=300, check=False)
