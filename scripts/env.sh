@@ -69,7 +69,7 @@ _one_line() {
 }
 
 _create_venv() {
-  local py uv found out
+  local py uv found out existed=
   if py=$(_find_python); then
     echo "creating $VENV with $("$py" --version 2>&1)"
     "$py" -m venv "$VENV"
@@ -81,8 +81,9 @@ _create_venv() {
     exit 1
   fi
   echo "creating $VENV with Python $PROVISIONED_PYTHON from uv (found $found; TensorFlow 2.15 needs 3.9-3.11)"
+  [[ -e $VENV ]] && existed=1
   if ! out=$("$uv" venv --quiet --seed --python "$PROVISIONED_PYTHON" "$VENV" 2>&1); then
-    rm -rf "$VENV"
+    [[ -n $existed ]] || rm -rf "$VENV"  # only what this attempt made
     echo "error: uv could not make $VENV with Python $PROVISIONED_PYTHON ($(_one_line <<<"$out")); rerun once online, or install Python 3.11 and set PYTHON=/path/to/python3.11" >&2
     exit 1
   fi
