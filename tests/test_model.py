@@ -69,6 +69,7 @@ def _predict(estimator, mnist):
       inputs.predict_input_fn(mnist.test, 50))])
 
 
+@pytest.mark.slow
 def test_dropout_is_off_when_predicting(tmp_path, mnist):
   """Heavy dropout must not make two predictions of one input differ."""
   for model_type, dropout in (('premade', (0.5,)), ('custom', (0.5, 0.5)),

@@ -1,7 +1,11 @@
 """One immutable value holding a run's hyper-parameters and paths.
 
 Built once (from flags, a sweep or a test) and validated on construction, so
-every bad value is reported before any file is read or written.
+every bad value is reported before any file is read or written. Each setting
+is declared once, here: its Config field carries its default, its kind and
+its --help, and trainer.task's flags, jobdir's refusals and the sweep's run
+ids are made from the fields. A new flag is a field here and a row in the
+docs' flags table (tests/test_config.py checks the row).
 """
 
 import dataclasses
