@@ -4,8 +4,10 @@ Built once (from flags, a sweep or a test) and validated on construction, so
 every bad value is reported before any file is read or written. Each setting
 is declared once, here: its Config field carries its default, its kind and
 its --help, and trainer.task's flags, jobdir's refusals and the sweep's run
-ids are made from the fields. A new flag is a field here and a row in the
-docs' flags table (tests/test_config.py checks the row).
+ids are made from the fields, and so is the check that a count is positive.
+A new flag is a field here and a row in the docs' flags table
+(tests/test_config.py checks the row); a rule beyond "positive" goes in
+_validate.
 """
 
 import dataclasses
@@ -70,16 +72,17 @@ EXAMPLES_PER_RUN = 5120
 KINDS = ('architecture', 'learned', 'length', 'operational')
 
 
-def _setting(default, kind, help_text, flag=True):
-  """A Config field with its kind, its --help and whether it is a flag.
+def _setting(default, kind, help_text, flag=True, positive=False):
+  """A Config field with its kind, its --help, whether it is a flag.
 
   trainer.task defines one absl flag per field with flag=True (its name
   hyphenated, its type from the annotation, `default` as its default);
   a default of None means MODEL_DEFAULTS or a later step decides.
+  `positive`: a value given must be greater than 0.
   """
   assert kind in KINDS, kind
   return dataclasses.field(default=default, metadata={
-      'kind': kind, 'help': help_text, 'flag': flag})
+      'kind': kind, 'help': help_text, 'flag': flag, 'positive': positive})
 
 
 def _one_of(values):
@@ -99,16 +102,20 @@ class Config:
   # Built here directly (a sweep, a test), train_steps wins over num_epochs;
   # the command line refuses both at once.
   train_steps: Optional[int] = _setting(
-      None, 'length', 'Global step to train to. Exclusive with --num-epochs.')
+      None, 'length', 'Global step to train to. Exclusive with --num-epochs.',
+      positive=True)
   num_epochs: Optional[float] = _setting(
       None, 'length', 'Passes over the training set when --train-steps is '
-      f'not given (default: {describe_defaults("num_epochs")}).')
+      f'not given (default: {describe_defaults("num_epochs")}).',
+      positive=True)
   batch_size: Optional[int] = _setting(
       None, 'learned',
-      f'Training batch size (default: {describe_defaults("batch_size")}).')
+      f'Training batch size (default: {describe_defaults("batch_size")}).',
+      positive=True)
   learning_rate: Optional[float] = _setting(
       None, 'learned', 'Initial learning rate (default: '
-      f'{describe_defaults("learning_rate")}).')
+      f'{describe_defaults("learning_rate")}).',
+      positive=True)
   lr_schedule: str = _setting(
       'cosine', 'learned', f'{_one_of(LR_SCHEDULES)[:-1]} (cosine decays to '
       '1% of the rate over the training steps).')
@@ -132,21 +139,22 @@ class Config:
       'keeps raw values, as in the chapter\'s comparison).')
   seed: int = _setting(42, 'learned',
                        'Seed for weights, dropout and shuffling.')
-  checkpoint_secs: int = _setting(60, 'operational',
-                                  'Most seconds between checkpoints.')
+  checkpoint_secs: int = _setting(
+      60, 'operational', 'Most seconds between checkpoints.', positive=True)
   checkpoint_steps: int = _setting(
       1000, 'operational', 'Most steps between checkpoints: one is saved '
-      'after this many steps or --checkpoint-secs, whichever ends first.')
+      'after this many steps or --checkpoint-secs, whichever ends first.',
+      positive=True)
   eval_secs: int = _setting(
       60, 'operational', 'Least seconds between evaluations; one runs at a '
       'checkpoint once this much time has passed, and always at the end.')
-  keep_checkpoints: int = _setting(3, 'operational',
-                                   'Newest checkpoints to keep.')
-  log_every_steps: int = _setting(500, 'operational',
-                                  'Steps between progress lines.')
+  keep_checkpoints: int = _setting(
+      3, 'operational', 'Newest checkpoints to keep.', positive=True)
+  log_every_steps: int = _setting(
+      500, 'operational', 'Steps between progress lines.', positive=True)
   summary_steps: int = _setting(
       100, 'operational', 'Steps between training-loss summaries.',
-      flag=False)
+      flag=False, positive=True)
   distribute: str = _setting(
       'none', 'operational', 'none: one device, or the parameter-server '
       'cluster that TF_CONFIG describes; mirrored: every GPU of this machine '
@@ -234,10 +242,9 @@ def _validate(cfg):
   _choice('activation', cfg.activation, ACTIVATIONS)
   _choice('lr-schedule', cfg.lr_schedule, LR_SCHEDULES)
   _choice('distribute', cfg.distribute, DISTRIBUTE)
-  for name in ('train_steps', 'num_epochs', 'batch_size', 'learning_rate',
-               'checkpoint_secs', 'checkpoint_steps', 'keep_checkpoints',
-               'log_every_steps', 'summary_steps'):
-    _positive(name.replace('_', '-'), getattr(cfg, name))
+  for field in dataclasses.fields(cfg):
+    if field.metadata['positive']:
+      _positive(field.name.replace('_', '-'), getattr(cfg, field.name))
   if cfg.eval_secs < 0:
     raise UsageError(f'--eval-secs={cfg.eval_secs} must be 0 or more')
   if not cfg.hidden_units or any(u <= 0 for u in cfg.hidden_units):
