@@ -10,6 +10,13 @@ from tests.support import mnist_files
 os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'
 
 
+def pytest_collection_modifyitems(items):
+  """A test on the real MNIST files trains for minutes: it is slow."""
+  for item in items:
+    if 'real_mnist_dir' in getattr(item, 'fixturenames', ()):
+      item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope='session')
 def _small_mnist(tmp_path_factory):
   folder = str(tmp_path_factory.mktemp('mnist'))

@@ -7,7 +7,11 @@ import json
 import os
 import sys
 
+import pytest
+
 from tests.support import processes
+
+pytestmark = pytest.mark.slow  # times training parts in processes
 
 
 def test_two_parts_and_their_ratio(mnist_dir):

@@ -89,6 +89,7 @@ def test_publish_model_copies_the_tree_to_aip_model_dir(tmp_path):
   assert cloud.publish_model(str(export), {}) is None
 
 
+@pytest.mark.slow
 def test_legacy_tuning_trial_gets_its_subfolder_and_the_tuning_flags(
     mnist_dir, tmp_path):
   """As AI Platform runs a trial: TF_CONFIG's trial, --name=value flags.

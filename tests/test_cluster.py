@@ -72,6 +72,7 @@ def test_run_config_sees_no_cluster_for_a_lone_chief(monkeypatch):
   assert worker.task_type == 'worker' and worker.num_ps_replicas == 1
 
 
+@pytest.mark.slow
 def test_single_replica_cloud_job_with_mirrored_evaluates_and_exports(
     tmp_path, mnist_dir):
   """A lone chief (a one-machine cloud job) on all its devices (one here)."""
@@ -121,6 +122,7 @@ def killed_then_rerun(tmp_path_factory, mnist_dir):
   return job_dir, first, processes.run(args)
 
 
+@pytest.mark.slow
 def test_a_killed_chief_stops_the_cluster(killed_then_rerun):
   _, first, _ = killed_then_rerun
   assert first['status'] == 1
@@ -131,6 +133,7 @@ def test_a_killed_chief_stops_the_cluster(killed_then_rerun):
   assert 0 < first['step'] < TARGET and not first['results']
 
 
+@pytest.mark.slow
 def test_rerun_resumes_and_finishes(killed_then_rerun):
   job_dir, first, rerun = killed_then_rerun
   results = processes.last_json(rerun)
@@ -141,6 +144,7 @@ def test_rerun_resumes_and_finishes(killed_then_rerun):
     assert json.load(f) == results
 
 
+@pytest.mark.slow
 def test_only_the_chief_evaluates_at_the_end_and_exports(killed_then_rerun):
   job_dir, _, _ = killed_then_rerun
   for name in ('latest', 'best'):
@@ -161,6 +165,7 @@ def test_only_the_chief_evaluates_at_the_end_and_exports(killed_then_rerun):
   assert 'evaluator 0 done' in logs['evaluator-0']
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('flag, message', [
     (['--batch-size', '0'], 'error: --batch-size=0 must be greater than 0'),
     (['--no-such-flag', '1'], 'error: unknown flag --no-such-flag'),
@@ -177,6 +182,7 @@ def test_bad_trainer_flags_are_refused_before_any_task_starts(
   assert not (job_dir / 'logs').exists(), 'no task started'
 
 
+@pytest.mark.slow
 def test_a_task_that_fails_before_any_checkpoint_gets_no_resume_advice(
     tmp_path, mnist_dir):
   job_dir = str(tmp_path / 'job')

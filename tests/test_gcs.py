@@ -20,6 +20,8 @@ from tests.test_task import SMALL
 from tests.support.processes import TASK
 from trainer import cloud
 
+pytestmark = pytest.mark.slow  # trains against the Cloud Storage emulator
+
 BUCKET = 'mnist-test'
 DATA = f'gs://{BUCKET}/mnist'
 JOB = f'gs://{BUCKET}/jobs/premade'

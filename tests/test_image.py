@@ -41,6 +41,8 @@ from tests.test_gcs import names
 from tests.test_gcs import run_script
 from trainer import cloud
 
+pytestmark = pytest.mark.slow  # rehearses the cloud installs in venvs
+
 TRIAL = '7'
 SMALL = processes.SMALL
 

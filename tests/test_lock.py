@@ -9,7 +9,11 @@ import os
 import shutil
 import sys
 
+import pytest
+
 from tests.support import rehearsal
+
+pytestmark = pytest.mark.slow  # resolves the lock against PyPI
 
 LOCK_INPUTS = ('requirements.in', 'requirements-test.in', 'setup.py',
                'scripts/lock.sh', 'trainer/__init__.py')

@@ -69,6 +69,7 @@ def _predict(estimator, mnist):
       inputs.predict_input_fn(mnist.test, 50))])
 
 
+@pytest.mark.slow
 def test_dropout_is_off_when_predicting(tmp_path, mnist):
   """Heavy dropout must not make two predictions of one input differ."""
   for model_type, dropout in (('premade', (0.5,)), ('custom', (0.5, 0.5)),
@@ -94,6 +95,7 @@ def test_per_layer_dropout_is_active_in_training(tmp_path, mnist, model_type):
   assert not np.allclose(logits((0.0, 0.0)), logits((0.5, 0.5)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('model_type', MODEL_TYPES)
 def test_same_seed_trains_the_same_model(tmp_path, mnist, model_type):
   """Seeded weights, dropout and shuffle: reruns are identical on one machine."""
@@ -151,6 +153,7 @@ def test_keras_model_is_the_chapters_sequential_mlp(tmp_path):
   assert with_input_dropout.layers[0].name == 'input_dropout'
 
 
+@pytest.mark.slow
 def test_keras_job_resumes_from_its_checkpoint(tmp_path, mnist_dir):
   """Rebuilt in the same process, the Keras model restores the checkpoint."""
   cfg = _config(tmp_path, 'keras', data_dir=mnist_dir, train_steps=20,

@@ -141,6 +141,7 @@ def test_json_format_prints_the_report_json(job, mnist_dir, tmp_path, capsys,
   assert printed == read_json(str(tmp_path)) == read_json(made[1])
 
 
+@pytest.mark.slow
 def test_data_dir_defaults_to_mnist_data_dir_as_for_training(job, mnist_dir,
                                                              tmp_path):
   run = processes.run(PREDICT + ['--model', job[0], '--report',
@@ -163,6 +164,7 @@ def test_input_files_are_listed_beside_the_report(job, mnist_dir,
   assert not any(line.startswith('test[') for line in lines)
 
 
+@pytest.mark.slow
 def test_a_report_path_that_is_a_file_fails_before_predicting(job, mnist_dir,
                                                               tmp_path):
   path = tmp_path / 'report.png'

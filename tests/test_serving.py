@@ -126,6 +126,7 @@ def saved_model_cli(*args):
   return result.stdout
 
 
+@pytest.mark.slow
 def test_saved_model_cli_shows_the_documented_signatures(job):
   _, results, _ = job
   shown = saved_model_cli('show', '--dir', results['export_dir'], '--all')
@@ -144,6 +145,7 @@ def test_saved_model_cli_shows_the_documented_signatures(job):
     assert "outputs['logits']" in block
 
 
+@pytest.mark.slow
 def test_saved_model_cli_run_returns_the_same_classes(job, mnist_arrays,
                                                       tmp_path):
   _, results, expected = job

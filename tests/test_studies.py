@@ -134,6 +134,7 @@ def test_one_dropout_rate_applies_to_every_layer(parse):
   assert parse(['--job-dir', 'j', '--dropout=0.25']).dropout == (0.25,)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('model_type, seed', [('custom', 1), ('keras', 2)])
 def test_a_drawn_trial_trains(tmp_path, mnist_dir, model_type, seed):
   trial = list(trials(SHIPPED['configs/vertex/tuning.yaml'], count=1,

@@ -219,6 +219,7 @@ def test_dockerfile_runs_the_trainer_on_tf_2_15():
         '*', '!requirements.txt', '!setup.py', '!trainer/']
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which('gcloud') is None,
                     reason='the Google Cloud CLI is not installed')
 def test_gcloud_ai_platform_local_train(mnist_dir, tmp_path):

@@ -146,6 +146,7 @@ def two_run_sweep(tmp_path_factory, mnist_dir):
   return sweep_dir, args, run_sweep(*args, '--jobs', '2', '--deterministic')
 
 
+@pytest.mark.slow
 def test_sweep_writes_csv_markdown_and_charts(two_run_sweep):
   sweep_dir, _, out = two_run_sweep
   assert '2 results from 2 distinct runs: 2 to train' in out
@@ -165,6 +166,7 @@ def test_sweep_writes_csv_markdown_and_charts(two_run_sweep):
     assert width >= 600 and height >= 150
 
 
+@pytest.mark.slow
 def test_charts_read_loss_and_accuracy_from_event_files(two_run_sweep):
   sweep_dir, _, _ = two_run_sweep
   job_dir = os.path.join(sweep_dir, 'runs', os.listdir(
@@ -175,6 +177,7 @@ def test_charts_read_loss_and_accuracy_from_event_files(two_run_sweep):
   assert accuracy[-1][0] == 24 and 0 <= accuracy[-1][1] <= 1
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_runs(two_run_sweep):
   sweep_dir, args, _ = two_run_sweep
   results = [os.path.join(sweep_dir, 'runs', d, 'results.json')
@@ -185,6 +188,7 @@ def test_rerun_skips_finished_runs(two_run_sweep):
   assert [os.stat(p).st_mtime_ns for p in results] == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('command', ['trainer.sweep.plots', 'trainer.plots'])
 def test_plots_command_redraws_a_sweep(two_run_sweep, command):
   """The old name, trainer.plots, still works and names the new one."""

@@ -104,6 +104,7 @@ def test_cli_trains_evaluates_exports_and_reports(first_run):
                        f'SavedModel: {results["export_dir"]}')
 
 
+@pytest.mark.slow
 def test_rerun_with_more_steps_resumes(first_run, mnist_dir, tmp_path):
   job_dir, _ = first_run
   resumed = tmp_path / 'resumed'
@@ -124,6 +125,7 @@ def test_rerun_with_more_steps_resumes(first_run, mnist_dir, tmp_path):
   assert saved['train_steps'] == 70 and saved['learning_rate'] == 0.002
 
 
+@pytest.mark.slow
 def test_rerun_of_a_finished_job_reports_its_results(first_run, mnist_dir):
   job_dir, first = first_run
   before = snapshot(job_dir)
@@ -136,6 +138,7 @@ def test_rerun_of_a_finished_job_reports_its_results(first_run, mnist_dir):
   assert snapshot(job_dir) == before, 'no training, evaluation or export'
 
 
+@pytest.mark.slow
 def test_changed_learning_setting_on_a_finished_job_is_refused(first_run,
                                                                mnist_dir):
   job_dir, _ = first_run
@@ -255,6 +258,7 @@ def test_missing_data_dir_names_the_flag_and_creates_nothing(tmp_path):
   assert not (tmp_path / 'job').exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('args, message', [
     (['--model-type', 'premade'],
      'holds checkpoints of a model with model_type=custom, not '
@@ -317,6 +321,7 @@ def test_unreadable_checkpoint_is_refused(main_in_process, no_config_job,
   assert snapshot(no_config_job) == before
 
 
+@pytest.mark.slow
 def test_checkpoints_without_trainer_config_that_fit_resume(no_config_job,
                                                             mnist_dir):
   results = last_json(run_task(
@@ -346,6 +351,7 @@ def test_job_dir_is_required(mnist_dir):
   assert_refused(run_task('--data-dir', mnist_dir), '--job-dir is required')
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(no_config_job,
                                                           mnist_dir):
   """No trainer_config.json: it would refuse the new --learning-rate."""
@@ -388,6 +394,7 @@ def test_help_lists_hyphenated_flags_and_exits_0():
       'premade 128, custom and keras 256')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('level', ['0', '2'])
 def test_one_line_errors_hold_under_the_users_tf_cpp_min_log_level(
     tmp_path, mnist_dir, level):
@@ -397,6 +404,7 @@ def test_one_line_errors_hold_under_the_users_tf_cpp_min_log_level(
   assert_refused(result, '--batch-size=0 must be greater than 0')
 
 
+@pytest.mark.slow
 def test_keras_run_shows_no_keras_deprecation_warnings(tmp_path, mnist_dir):
   result = run_task('--model-type', 'keras', '--data-dir', mnist_dir,
                     '--job-dir', str(tmp_path / 'keras'), '--train-steps',

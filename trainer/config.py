@@ -1,13 +1,20 @@
 """One immutable value holding a run's hyper-parameters and paths.
 
 Built once (from flags, a sweep or a test) and validated on construction, so
-every bad value is reported before any file is read or written.
+every bad value is reported before any file is read or written. Each setting
+is declared once, here: its Config field carries its default, its kind and
+its --help, and trainer.task's flags, jobdir's refusals and the sweep's run
+ids are made from the fields, and so is the check that a count is positive.
+A new flag is a field here and a row in the docs' flags table
+(tests/test_config.py checks the row); a rule beyond "positive" goes in
+_validate.
 """
 
 import dataclasses
 import math
 from typing import Optional, Tuple
 
+from trainer.cli import DATA_DIR_HELP
 from trainer.errors import UsageError  # also config.UsageError, as before
 
 MODEL_TYPES = ('premade', 'custom', 'keras')
@@ -53,35 +60,113 @@ def describe_defaults(name, model_types=MODEL_TYPES):
 EXAMPLES_PER_RUN = 5120
 
 
+# What a setting is for, which decides where a changed value is allowed:
+# - architecture: decides the variables in a checkpoint; a resumed job dir
+#   must match (jobdir.py);
+# - learned: decides what the checkpoints learn; a resumed job dir must
+#   match, and a sweep's run id spells it (sweep/plan.py);
+# - length: how long the run trains; may grow when a job dir resumes;
+# - operational: where data and checkpoints go, how often to save, evaluate
+#   and log, how to run; changes freely between runs (segments) and leaves
+#   a sweep's run id alone.
+KINDS = ('architecture', 'learned', 'length', 'operational')
+
+
+def _setting(default, kind, help_text, flag=True, positive=False):
+  """A Config field with its kind, its --help, whether it is a flag.
+
+  trainer.task defines one absl flag per field with flag=True (its name
+  hyphenated, its type from the annotation, `default` as its default);
+  a default of None means MODEL_DEFAULTS or a later step decides.
+  `positive`: a value given must be greater than 0.
+  """
+  assert kind in KINDS, kind
+  return dataclasses.field(default=default, metadata={
+      'kind': kind, 'help': help_text, 'flag': flag, 'positive': positive})
+
+
+def _one_of(values):
+  return f'One of {", ".join(values)}.'
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
-  job_dir: str
-  data_dir: Optional[str] = None
-  model_type: str = 'premade'
+  """A run's settings; each field declares its kind, help and default once."""
+  job_dir: str = _setting(
+      None, 'operational',
+      'Folder or gs://bucket/path for checkpoints, event files, exports and '
+      'results.json. Reruns resume from it. In a tuning trial, its <trial '
+      'id>/ subfolder. Default on Vertex AI: $AIP_CHECKPOINT_DIR.')
+  data_dir: Optional[str] = _setting(None, 'operational', DATA_DIR_HELP)
+  model_type: str = _setting('premade', 'architecture', _one_of(MODEL_TYPES))
   # Built here directly (a sweep, a test), train_steps wins over num_epochs;
   # the command line refuses both at once.
-  train_steps: Optional[int] = None
-  num_epochs: Optional[float] = None
-  batch_size: Optional[int] = None
-  learning_rate: Optional[float] = None
-  lr_schedule: str = 'cosine'
-  optimizer: str = 'adam'
-  activation: str = 'relu'
-  hidden_units: Tuple[int, ...] = (512, 256, 128)
-  dropout: Optional[Tuple[float, ...]] = None
-  input_dropout: Optional[float] = None
-  batch_norm: bool = False
-  scale_inputs: bool = True
-  seed: int = 42
-  checkpoint_secs: int = 60
-  # A checkpoint every this many steps or checkpoint_secs, whichever first.
-  checkpoint_steps: int = 1000
-  eval_secs: int = 60
-  keep_checkpoints: int = 3
-  log_every_steps: int = 500
-  summary_steps: int = 100  # steps between training-loss summaries
-  distribute: str = 'none'
-  steps_per_run: Optional[int] = None  # None: with_steps_per_run decides
+  train_steps: Optional[int] = _setting(
+      None, 'length', 'Global step to train to. Exclusive with --num-epochs.',
+      positive=True)
+  num_epochs: Optional[float] = _setting(
+      None, 'length', 'Passes over the training set when --train-steps is '
+      f'not given (default: {describe_defaults("num_epochs")}).',
+      positive=True)
+  batch_size: Optional[int] = _setting(
+      None, 'learned',
+      f'Training batch size (default: {describe_defaults("batch_size")}).',
+      positive=True)
+  learning_rate: Optional[float] = _setting(
+      None, 'learned', 'Initial learning rate (default: '
+      f'{describe_defaults("learning_rate")}).',
+      positive=True)
+  lr_schedule: str = _setting(
+      'cosine', 'learned', f'{_one_of(LR_SCHEDULES)[:-1]} (cosine decays to '
+      '1% of the rate over the training steps).')
+  optimizer: str = _setting('adam', 'learned', _one_of(OPTIMIZERS))
+  activation: str = _setting('relu', 'learned', _one_of(ACTIVATIONS))
+  hidden_units: Tuple[int, ...] = _setting(
+      (512, 256, 128), 'architecture',
+      'Widths of the hidden layers, comma separated.')
+  dropout: Optional[Tuple[float, ...]] = _setting(
+      None, 'learned', 'Dropout rate after each hidden layer: one rate for '
+      'all layers, or (custom and keras) one per layer. Default: '
+      f'{describe_defaults("dropout")}.')
+  input_dropout: Optional[float] = _setting(
+      None, 'learned', 'Dropout rate on the input pixels, custom and keras '
+      'models only (default: '
+      f'{describe_defaults("input_dropout", INPUT_DROPOUT_MODELS)}).')
+  batch_norm: bool = _setting(False, 'architecture',
+                              'Batch normalization in the premade model.')
+  scale_inputs: bool = _setting(
+      True, 'learned', 'Scale pixels from 0-255 to 0-1 (--noscale-inputs '
+      'keeps raw values, as in the chapter\'s comparison).')
+  seed: int = _setting(42, 'learned',
+                       'Seed for weights, dropout and shuffling.')
+  checkpoint_secs: int = _setting(
+      60, 'operational', 'Most seconds between checkpoints.', positive=True)
+  checkpoint_steps: int = _setting(
+      1000, 'operational', 'Most steps between checkpoints: one is saved '
+      'after this many steps or --checkpoint-secs, whichever ends first.',
+      positive=True)
+  eval_secs: int = _setting(
+      60, 'operational', 'Least seconds between evaluations; one runs at a '
+      'checkpoint once this much time has passed, and always at the end.')
+  keep_checkpoints: int = _setting(
+      3, 'operational', 'Newest checkpoints to keep.', positive=True)
+  log_every_steps: int = _setting(
+      500, 'operational', 'Steps between progress lines.', positive=True)
+  summary_steps: int = _setting(
+      100, 'operational', 'Steps between training-loss summaries.',
+      flag=False, positive=True)
+  distribute: str = _setting(
+      'none', 'operational', 'none: one device, or the parameter-server '
+      'cluster that TF_CONFIG describes; mirrored: every GPU of this machine '
+      '(MirroredStrategy; one device where there is none).')
+  steps_per_run: Optional[int] = _setting(  # None: with_steps_per_run decides
+      None, 'operational', 'Optimizer steps per Session.run, for speed; the '
+      'model is the same. Default: for the custom model, '
+      f'{EXAMPLES_PER_RUN} examples per run (20 steps at --batch-size 256), '
+      'at most --log-every-steps; 1 for premade, keras, --distribute '
+      'mirrored and TF_CONFIG clusters. Progress lines, loss summaries and '
+      'checkpoints may then fall on a multiple of it; the run still ends at '
+      'exactly --train-steps.')
 
   def __post_init__(self):
     _choice('model-type', self.model_type, MODEL_TYPES)
@@ -126,6 +211,17 @@ class Config:
                                steps_per_run=max(1, auto) if several else 1)
 
 
+def names_of(kind):
+  """The Config fields of one kind, in declaration order."""
+  return tuple(f.name for f in dataclasses.fields(Config)
+               if f.metadata['kind'] == kind)
+
+
+def flag_fields():
+  """The Config fields that are command-line flags, in declaration order."""
+  return tuple(f for f in dataclasses.fields(Config) if f.metadata['flag'])
+
+
 def _choice(name, value, allowed):
   if value not in allowed:
     raise UsageError(f'--{name}={value} is not supported; choose one of '
@@ -146,10 +242,9 @@ def _validate(cfg):
   _choice('activation', cfg.activation, ACTIVATIONS)
   _choice('lr-schedule', cfg.lr_schedule, LR_SCHEDULES)
   _choice('distribute', cfg.distribute, DISTRIBUTE)
-  for name in ('train_steps', 'num_epochs', 'batch_size', 'learning_rate',
-               'checkpoint_secs', 'checkpoint_steps', 'keep_checkpoints',
-               'log_every_steps', 'summary_steps'):
-    _positive(name.replace('_', '-'), getattr(cfg, name))
+  for field in dataclasses.fields(cfg):
+    if field.metadata['positive']:
+      _positive(field.name.replace('_', '-'), getattr(cfg, field.name))
   if cfg.eval_secs < 0:
     raise UsageError(f'--eval-secs={cfg.eval_secs} must be 0 or more')
   if not cfg.hidden_units or any(u <= 0 for u in cfg.hidden_units):

@@ -22,6 +22,7 @@ import uuid
 
 import tensorflow as tf
 
+from trainer import config as config_lib
 from trainer import data
 from trainer import inputs
 from trainer.errors import UsageError
@@ -29,12 +30,12 @@ from trainer.errors import UsageError
 CONFIG_FILE = 'trainer_config.json'
 RESULTS_FILE = 'results.json'
 
-# Settings that decide the variables in a checkpoint; a resumed run must match.
-_ARCHITECTURE = ('model_type', 'hidden_units', 'batch_norm')
-# Settings that decide what the checkpoints learn; a resumed run must match.
-# Every other setting belongs to a segment and may change between runs.
-_LEARNED = ('batch_size', 'learning_rate', 'lr_schedule', 'optimizer',
-            'activation', 'dropout', 'input_dropout', 'scale_inputs', 'seed')
+# Settings that decide the variables in a checkpoint, and those that decide
+# what the checkpoints learn: a resumed run must match both. Every other
+# setting belongs to a segment and may change between runs. Each Config
+# field declares its kind (trainer/config.py).
+_ARCHITECTURE = config_lib.names_of('architecture')
+_LEARNED = config_lib.names_of('learned')
 
 
 def config_dict(cfg):

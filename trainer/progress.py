@@ -90,12 +90,17 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
 
   def _log(self, step, loss):
     speed = self._throughput.examples_per_sec
-    line = f'step {step}/{self._max_steps}  loss {loss:.4f}'
+    line = f'step {step}/{self._max_steps}  loss {format_loss(loss)}'
     if speed:
       eta = (self._max_steps - step) * self._throughput.batch_size / speed
       line += (f'  {speed:,.0f} examples/s  eta '
                f'{datetime.timedelta(seconds=round(eta))}')
     logging.info(line)
+
+
+def format_loss(loss):
+  """Four significant digits: late losses read 3.2e-05, never 0.0000."""
+  return f'{loss:.4g}'
 
 
 class PauseListener(tf.estimator.CheckpointSaverListener):

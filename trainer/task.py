@@ -10,6 +10,7 @@ import re
 import signal
 import sys
 import textwrap
+import typing
 import warnings
 
 from trainer import cli
@@ -31,89 +32,40 @@ from trainer import preemption
 from trainer import train
 
 FLAGS = flags.FLAGS
-_DEFAULTS = config_lib.Config(job_dir='unused')
 # Warnings from inside Keras that a user of this trainer cannot act on.
 _KERAS_DEPRECATIONS = (
     r'`tf\.keras\.backend\.set_learning_phase` is deprecated',
     r'`Model\.state_updates` will be removed')
 
-flags.DEFINE_string('job_dir', None,
-                    'Folder or gs://bucket/path for checkpoints, event files, '
-                    'exports and results.json. Reruns resume from it. In a '
-                    'tuning trial, its <trial id>/ subfolder. Default on '
-                    'Vertex AI: $AIP_CHECKPOINT_DIR.')
-flags.DEFINE_string('data_dir', None, cli.DATA_DIR_HELP)
-flags.DEFINE_string('model_type', _DEFAULTS.model_type,
-                    f'One of {", ".join(config_lib.MODEL_TYPES)}.')
-flags.DEFINE_integer('train_steps', None,
-                     'Global step to train to. Exclusive with --num-epochs.')
-flags.DEFINE_float('num_epochs', None,
-                   'Passes over the training set when --train-steps is not '
-                   'given (default: '
-                   f'{config_lib.describe_defaults("num_epochs")}).')
-flags.DEFINE_integer('batch_size', None,
-                     'Training batch size (default: '
-                     f'{config_lib.describe_defaults("batch_size")}).')
-flags.DEFINE_float('learning_rate', None,
-                   'Initial learning rate (default: '
-                   f'{config_lib.describe_defaults("learning_rate")}).')
-flags.DEFINE_string('lr_schedule', _DEFAULTS.lr_schedule,
-                    f'One of {", ".join(config_lib.LR_SCHEDULES)} (cosine decays '
-                    'to 1% of the rate over the training steps).')
-flags.DEFINE_string('optimizer', _DEFAULTS.optimizer,
-                    f'One of {", ".join(config_lib.OPTIMIZERS)}.')
-flags.DEFINE_string('activation', _DEFAULTS.activation,
-                    f'One of {", ".join(config_lib.ACTIVATIONS)}.')
-flags.DEFINE_list('hidden_units',
-                  [str(u) for u in _DEFAULTS.hidden_units],
-                  'Widths of the hidden layers, comma separated.')
+
+def _flag_type(field):
+  """(absl's DEFINE_* name, element type for lists) from a field's type."""
+  kind = field.type
+  if typing.get_origin(kind) is typing.Union:  # Optional[X]
+    (kind,) = [a for a in typing.get_args(kind) if a is not type(None)]
+  if typing.get_origin(kind) is tuple:
+    return 'list', typing.get_args(kind)[0]
+  return {str: 'string', int: 'integer', float: 'float',
+          bool: 'boolean'}[kind], None
+
+
+def _define_flags():
+  """One flag per Config setting that is a flag (trainer/config.py)."""
+  for field in config_lib.flag_fields():
+    define, _ = _flag_type(field)
+    default = field.default
+    if define == 'list' and default is not None:
+      default = [str(v) for v in default]
+    getattr(flags, f'DEFINE_{define}')(field.name, default,
+                                       field.metadata['help'])
+
+
+_define_flags()
+# Flags of the command, not settings of a run.
 flags.DEFINE_integer('first_layer_units', None,
                      'Width of the first hidden layer; the others keep their '
                      'ratio to it from --hidden-units (512,256,128 with 1024 '
                      'gives 1024,512,256). One number for a tuning job.')
-flags.DEFINE_list('dropout', None,
-                  'Dropout rate after each hidden layer: one rate for all '
-                  'layers, or (custom and keras) one per layer. Default: '
-                  f'{config_lib.describe_defaults("dropout")}.')
-flags.DEFINE_float('input_dropout', None,
-                   'Dropout rate on the input pixels, custom and keras models '
-                   'only (default: ' + config_lib.describe_defaults(
-                       'input_dropout', config_lib.INPUT_DROPOUT_MODELS) +
-                   ').')
-flags.DEFINE_boolean('batch_norm', _DEFAULTS.batch_norm,
-                     'Batch normalization in the premade model.')
-flags.DEFINE_boolean('scale_inputs', _DEFAULTS.scale_inputs,
-                     'Scale pixels from 0-255 to 0-1 (--noscale-inputs keeps '
-                     'raw values, as in the chapter\'s comparison).')
-flags.DEFINE_integer('seed', _DEFAULTS.seed,
-                     'Seed for weights, dropout and shuffling.')
-flags.DEFINE_integer('checkpoint_secs', _DEFAULTS.checkpoint_secs,
-                     'Most seconds between checkpoints.')
-flags.DEFINE_integer('checkpoint_steps', _DEFAULTS.checkpoint_steps,
-                     'Most steps between checkpoints: one is saved after '
-                     'this many steps or --checkpoint-secs, whichever ends '
-                     'first.')
-flags.DEFINE_integer('eval_secs', _DEFAULTS.eval_secs,
-                     'Least seconds between evaluations; one runs at a '
-                     'checkpoint once this much time has passed, and always '
-                     'at the end.')
-flags.DEFINE_integer('keep_checkpoints', _DEFAULTS.keep_checkpoints,
-                     'Newest checkpoints to keep.')
-flags.DEFINE_integer('log_every_steps', _DEFAULTS.log_every_steps,
-                     'Steps between progress lines.')
-flags.DEFINE_integer('steps_per_run', None,
-                     'Optimizer steps per Session.run, for speed; the model '
-                     'is the same. Default: for the custom model, '
-                     f'{config_lib.EXAMPLES_PER_RUN} examples per run (20 '
-                     'steps at --batch-size 256), at most --log-every-steps; '
-                     '1 for premade, keras, --distribute mirrored and '
-                     'TF_CONFIG clusters. Progress lines, loss summaries and '
-                     'checkpoints may then fall on a multiple of it; the run '
-                     'still ends at exactly --train-steps.')
-flags.DEFINE_string('distribute', _DEFAULTS.distribute,
-                    'none: one device, or the parameter-server cluster that '
-                    'TF_CONFIG describes; mirrored: every GPU of this machine '
-                    '(MirroredStrategy; one device where there is none).')
 flags.DEFINE_boolean('validate_only', False,
                      'Check the flags, TF_CONFIG, the data and the job dir, '
                      'then exit without training or writing anything but '
@@ -203,36 +155,21 @@ def _scale_layers(hidden_units, first_layer_units):
 
 
 def config_from_flags():
+  """The Config of the flags: every flag setting, lists parsed."""
   if FLAGS.train_steps is not None and FLAGS.num_epochs is not None:
     raise errors.UsageError(
         'give either --train-steps or --num-epochs, not both')
-  return config_lib.Config(
-      job_dir=cloud.resolve_job_dir(FLAGS.job_dir),
-      data_dir=FLAGS.data_dir,
-      model_type=FLAGS.model_type,
-      train_steps=FLAGS.train_steps,
-      num_epochs=FLAGS.num_epochs,
-      batch_size=FLAGS.batch_size,
-      learning_rate=FLAGS.learning_rate,
-      lr_schedule=FLAGS.lr_schedule,
-      optimizer=FLAGS.optimizer,
-      activation=FLAGS.activation,
-      hidden_units=_scale_layers(
-          _parse_numbers('hidden-units', FLAGS.hidden_units, int),
-          FLAGS.first_layer_units),
-      dropout=(None if FLAGS.dropout is None else
-               _parse_numbers('dropout', FLAGS.dropout, float)),
-      input_dropout=FLAGS.input_dropout,
-      batch_norm=FLAGS.batch_norm,
-      scale_inputs=FLAGS.scale_inputs,
-      seed=FLAGS.seed,
-      checkpoint_secs=FLAGS.checkpoint_secs,
-      checkpoint_steps=FLAGS.checkpoint_steps,
-      eval_secs=FLAGS.eval_secs,
-      keep_checkpoints=FLAGS.keep_checkpoints,
-      log_every_steps=FLAGS.log_every_steps,
-      distribute=FLAGS.distribute,
-      steps_per_run=FLAGS.steps_per_run)
+  values = {}
+  for field in config_lib.flag_fields():
+    value = FLAGS[field.name].value
+    define, element = _flag_type(field)
+    if define == 'list' and value is not None:
+      value = _parse_numbers(field.name.replace('_', '-'), value, element)
+    values[field.name] = value
+  values['job_dir'] = cloud.resolve_job_dir(values['job_dir'])
+  values['hidden_units'] = _scale_layers(values['hidden_units'],
+                                         FLAGS.first_layer_units)
+  return config_lib.Config(**values)
 
 
 def main(argv):

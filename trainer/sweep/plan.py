@@ -24,10 +24,9 @@ RUNS_DIR = 'runs'
 # Sweep runs checkpoint, and so evaluate, this often (and not every
 # --checkpoint-steps): points of the test-accuracy curves.
 CHECKPOINT_SECS = 20
-# Settings that change how a run is watched, not what it learns.
-_OPERATIONAL = ('job_dir', 'data_dir', 'checkpoint_secs', 'checkpoint_steps',
-                'eval_secs', 'keep_checkpoints', 'log_every_steps',
-                'summary_steps')
+# Settings that change how a run is watched, not what it learns: a run id
+# leaves them out (each Config field declares its kind).
+_OPERATIONAL = config_lib.names_of('operational')
 
 
 @dataclasses.dataclass(frozen=True)
