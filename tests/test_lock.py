@@ -11,9 +11,11 @@ import sys
 
 import rehearsal
 
-LOCK_INPUTS = ('requirements.in', 'requirements-test.in', 'setup.py',
+LOCK_INPUTS = ('requirements.in', 'requirements-test.in',
+               'requirements-serving.in', 'setup.py',
                'scripts/lock.sh', 'trainer/__init__.py')
-LOCKS = ('requirements.txt', 'requirements-test.txt')
+LOCKS = ('requirements.txt', 'requirements-test.txt',
+         'requirements-serving.txt')
 
 
 def test_the_lock_is_fresh(tmp_path):
