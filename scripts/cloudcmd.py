@@ -84,6 +84,14 @@ def image_uri(value):
                  'mnist-trainer:v1')
 
 
+def serving_image_uri(value):
+  """The serving image (Dockerfile.serving) from --image-uri /
+  $SERVING_IMAGE_URI."""
+  return setting(value, '--image-uri', 'SERVING_IMAGE_URI',
+                 'us-central1-docker.pkg.dev/PROJECT/REPOSITORY/'
+                 'mnist-serving:v1')
+
+
 def job_name(value):
   name = value or time.strftime('mnist_%Y%m%d_%H%M%S')
   if not _JOB_NAME.match(name):
