@@ -70,18 +70,19 @@ def first_line(text):
 
 
 async def _body(request, limit):
-  """The body, refused with 413 past `limit` bytes without reading it all."""
-  too_big = request_lib.RequestError(
-      f'the request body is over {limit:,} bytes, the most Vertex AI online '
-      'prediction takes; send fewer instances per request (scripts/'
-      'make_request.py splits them) or use batch prediction', status=413)
-  length = request.headers.get('content-length')
-  if length and length.isdigit() and int(length) > limit:
-    raise too_big
+  """The body, or a 413 past `limit` bytes.
+
+  A body too big is read to its end but not kept: a client that sends all
+  of it before it reads the answer (most do) gets the 413, not a reset.
+  """
   chunks, size = [], 0
   async for chunk in request.stream():
     size += len(chunk)
-    if size > limit:
-      raise too_big
-    chunks.append(chunk)
+    if size <= limit:
+      chunks.append(chunk)
+  if size > limit:
+    raise request_lib.RequestError(
+        f'the request body is over {limit:,} bytes, the most Vertex AI online '
+        'prediction takes; send fewer instances per request (scripts/'
+        'make_request.py splits them) or use batch prediction', status=413)
   return b''.join(chunks)
