@@ -118,5 +118,17 @@ def run(command, dry_run):
     sys.exit(code)
 
 
+def output(command):
+  """Prints the command, runs it (also with --dry-run: only for commands
+  that read) and returns its stdout; one line and exit on failure."""
+  print('+ ' + shlex.join(command), flush=True)
+  result = subprocess.run(command, capture_output=True, text=True,
+                          check=False)
+  if result.returncode:
+    last = (result.stderr.strip().splitlines() or ['no output'])[-1]
+    fail(f'{shlex.join(command)} exited {result.returncode}: {last}')
+  return result.stdout
+
+
 GCLOUD_HINT = ('install the Google Cloud CLI '
                '(https://cloud.google.com/sdk/docs/install)')
