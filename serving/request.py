@@ -7,7 +7,9 @@ the ones trainer.predict reads (trainer/predict/request.py) and checks
 trainer.predict` refuses, in the same words. Those modules import no
 tf.estimator and run on current TensorFlow; the image carries them as source.
 
-Without "signature_name" the instances choose: images go to
+The signature is "signature_name", else {"parameters": {"signature_name":
+...}} (Vertex AI's predict API passes on only "instances" and "parameters";
+raw-predict passes the body as is), else the instances choose: images go to
 `image:serving_default`, pixels to `serving_default`. TF Serving would send
 images to the default signature and fail; a Vertex AI batch prediction job
 sends {"instances": [...]} with no signature name, so the server picks.
@@ -83,7 +85,10 @@ def _signature(body, kind, signatures):
   """The signature named in the body, else the one for the instances."""
   default = (export.IMAGE_SIGNATURE if kind == 'image' else
              export.DEFAULT_SIGNATURE)
-  name = body.get('signature_name', default)
+  parameters = body.get('parameters')
+  name = body.get('signature_name') or (
+      parameters.get('signature_name') if isinstance(parameters, dict)
+      else None) or default
   if name not in signatures:
     raise RequestError(f'the model has no signature {name!r}; it has '
                        f'{", ".join(sorted(signatures))}')

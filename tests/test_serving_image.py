@@ -241,6 +241,11 @@ def test_without_signature_name_the_instances_choose(server, mnist_arrays):
                                export.IMAGE_SIGNATURE)]
   assert [a[0] for a in answers] == [200, 200]
   assert answers[0][1] == answers[1][1]
+  # Vertex AI's predict API passes on "parameters", not "signature_name".
+  status, answer, _ = post(server['url'] + PREDICT, {
+      'instances': instances(export.DEFAULT_SIGNATURE, images),
+      'parameters': {'signature_name': export.UINT8_SIGNATURE}})
+  assert status == 200 and answer == answers[0][1]
 
 
 ONE = [[0] * 28] * 28
