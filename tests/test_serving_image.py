@@ -292,28 +292,31 @@ def test_the_load_check_reports_throughput_and_latency(server):
 # Batch prediction -------------------------------------------------------------
 
 
-@pytest.mark.parametrize('form', ['pixels', 'png'])
 def test_batch_prediction_over_json_lines_matches_trainer_predict(
-    server, exports, mnist_dir, tmp_path, form):
-  lines = tmp_path / 'instances.jsonl'
-  made = processes.run(
-      [sys.executable, os.path.join(processes.ROOT, 'scripts',
-                                    'make_request.py'),
-       '--data-dir', mnist_dir, '--count', '100', '--as', form, '--format',
-       'jsonl', '-o', str(lines)])
-  assert made.returncode == 0, made.stderr
-  batch = [json.loads(line) for line in lines.read_text().splitlines()]
+    server, exports, mnist_dir, tmp_path):
+  files = []
+  for form in ('pixels', 'png'):
+    files.append(tmp_path / f'{form}.jsonl')
+    made = processes.run(
+        [sys.executable, os.path.join(processes.ROOT, 'scripts',
+                                      'make_request.py'),
+         '--data-dir', mnist_dir, '--count', '100', '--as', form, '--format',
+         'jsonl', '-o', str(files[-1])])
+    assert made.returncode == 0, made.stderr
   served = []
-  for start in range(0, len(batch), 32):  # as a batch job sends them
-    status, answer, _ = post(server['url'] + PREDICT,
-                             {'instances': batch[start:start + 32]})
-    assert status == 200, answer
-    served += answer['predictions']
+  for path in files:
+    batch = [json.loads(line) for line in path.read_text().splitlines()]
+    for start in range(0, len(batch), 32):  # as a batch job sends them
+      status, answer, _ = post(server['url'] + PREDICT,
+                               {'instances': batch[start:start + 32]})
+      assert status == 200, answer
+      served += answer['predictions']
   predicted = processes.run(
       [sys.executable, '-m', 'trainer.predict', '--model', exports[SERVED],
-       str(lines), '--format', 'json'])
+       *map(str, files), '--format', 'json'])
   assert predicted.returncode == 0, predicted.stderr
   rows = [json.loads(line) for line in predicted.stdout.splitlines()]
+  assert len(rows) == len(served) == 200
   assert [r['class_ids'] for r in served] == [r['class_ids'] for r in rows]
   np.testing.assert_allclose([r['probabilities'] for r in served],
                              [r['probabilities'] for r in rows],
