@@ -4,7 +4,7 @@
 
 INPUTS.npz holds `pixels` (float32 [n, 28, 28]) and `pngs` (bytes [n]).
 OUTPUTS.npz gets NAME/SIGNATURE/OUTPUT arrays, plus `tensorflow` (the
-version that ran them). The tests run it with a TensorFlow other than
+version that ran them) and `has_estimator` (whether it has tf.estimator). The tests run it with a TensorFlow other than
 their own, so it imports nothing but TensorFlow and NumPy.
 """
 
@@ -23,7 +23,8 @@ def main(inputs_path, outputs_path, *models):
       'image:serving_default': {
           'image_bytes': tf.constant(list(inputs['pngs']))},
   }
-  found = {'tensorflow': np.array(tf.__version__)}
+  found = {'tensorflow': np.array(tf.__version__),
+           'has_estimator': np.array(hasattr(tf, 'estimator'))}
   for model in models:
     name, _, path = model.partition('=')
     loaded = tf.saved_model.load(path)
