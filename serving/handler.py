@@ -30,7 +30,10 @@ class Handler:
 
   def __init__(self, artifacts_uri, predictor=None):
     del predictor  # the contract's hook for CPR predictors: not needed
-    self.model = model_lib.Model(artifacts_uri)
+    try:
+      self.model = model_lib.Model(artifacts_uri)
+    except model_lib.ModelError as e:
+      sys.exit(f'error: {e}')  # one line, not the server's traceback
     self.max_bytes = int(os.environ.get('MAX_REQUEST_BYTES',
                                         MAX_REQUEST_BYTES))
     print(f'serving {artifacts_uri}: signatures '

@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 
+from serving import model
 from serving import request
 from trainer import export
 
@@ -64,3 +65,15 @@ def test_a_bad_body_is_a_400_naming_the_fix(body, message):
     parse(body)
   assert error.value.status == 400
   assert message in str(error.value) and '\n' not in str(error.value)
+
+
+@pytest.mark.parametrize('uri, message', [
+    ('', 'AIP_STORAGE_URI is not set'),
+    ('/nonexistent/model', 'AIP_STORAGE_URI=/nonexistent/model holds no '
+     'saved_model.pb; upload the SavedModel folder itself'),
+])
+def test_a_model_that_cannot_be_served_is_one_line(uri, message):
+  with pytest.raises(model.ModelError) as error:
+    model.Model(uri)
+  assert str(error.value).startswith(message)
+  assert '\n' not in str(error.value)
