@@ -1,7 +1,9 @@
-"""serving/request.py: request bodies -> signature and input, or a 4xx line.
+"""serving/request.py and model.py: bodies -> signature and input, or a 4xx
+line; a model that cannot be served -> one line.
 
-Runs in the test venv (the module needs NumPy and trainer/predict, not the
-server); tests/test_serving_image.py sends the same over HTTP.
+Runs in the test venv (these modules need NumPy, TensorFlow and
+trainer/predict, not the server's packages); tests/test_serving_image.py
+sends the same over HTTP to the server on current TensorFlow.
 """
 
 import base64
