@@ -84,6 +84,14 @@ def image_uri(value):
                  'mnist-trainer:v1')
 
 
+def serving_image_uri(value):
+  """The serving image (Dockerfile.serving) from --image-uri /
+  $SERVING_IMAGE_URI."""
+  return setting(value, '--image-uri', 'SERVING_IMAGE_URI',
+                 'us-central1-docker.pkg.dev/PROJECT/REPOSITORY/'
+                 'mnist-serving:v1')
+
+
 def job_name(value):
   name = value or time.strftime('mnist_%Y%m%d_%H%M%S')
   if not _JOB_NAME.match(name):
@@ -108,6 +116,18 @@ def run(command, dry_run):
   code = subprocess.call(command)
   if code:
     sys.exit(code)
+
+
+def output(command):
+  """Prints the command, runs it (also with --dry-run: only for commands
+  that read) and returns its stdout; one line and exit on failure."""
+  print('+ ' + shlex.join(command), flush=True)
+  result = subprocess.run(command, capture_output=True, text=True,
+                          check=False)
+  if result.returncode:
+    last = (result.stderr.strip().splitlines() or ['no output'])[-1]
+    fail(f'{shlex.join(command)} exited {result.returncode}: {last}')
+  return result.stdout
 
 
 GCLOUD_HINT = ('install the Google Cloud CLI '

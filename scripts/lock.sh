@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Refreshes the lock: requirements.txt (the trainer) and requirements-test.txt
 # (the trainer plus test tools, the trainer's versions held fixed) from
-# requirements*.in and setup.py's ranges, for Python 3.9-3.11 at once.
+# requirements*.in and setup.py's ranges, for Python 3.9-3.11 at once; and
+# requirements-serving.txt (the serving image, current TensorFlow, Python
+# 3.10+), which shares nothing with them.
 # Versions already in a lock are kept unless an .in file needs others; pass
 # --upgrade (or --upgrade-package NAME) to move them. Needs uv
 # (pip install uv; the test venv has it).
@@ -17,9 +19,10 @@ if [[ ! -x $UV ]]; then
   exit 1
 fi
 compile() {
-  "$UV" pip compile --quiet --universal --python-version 3.9 \
+  "$UV" pip compile --quiet --universal --python-version "${PYTHON_FLOOR:-3.9}" \
     --no-emit-package mnist-estimator-trainer \
     --custom-compile-command scripts/lock.sh "$@"
 }
 compile requirements.in -o requirements.txt "${@}"
 compile requirements-test.in -c requirements.txt -o requirements-test.txt "${@}"
+PYTHON_FLOOR=3.10 compile requirements-serving.in -o requirements-serving.txt "${@}"

@@ -5,7 +5,9 @@ TensorFlow Serving's REST API, Vertex AI and AI Platform take:
 
   --format request  one body, {"instances": [...]}: curl to TF Serving,
                     gcloud ... predict --json-request
-  --format jsonl    one instance per line: gcloud ... predict --json-instances
+  --format jsonl    one instance per line: gcloud ... predict --json-instances,
+                    and the JSON Lines a Vertex AI batch prediction job reads
+                    (docs/serving.md)
 
 Pixels become {"x": 28 rows of 28 ints 0-255} for `serving_default`; images
 (--as png, or files) become {"image_bytes": {"b64": ...}} for
@@ -70,7 +72,8 @@ def size_warning(text, instances, fmt, output):
   per_file = max(1, (ONLINE_LIMIT_BYTES - _BODY_OVERHEAD) // (largest + 2))
   files = -(-len(instances) // per_file)
   if fmt == 'jsonl':
-    lines, convert = output or 'instances.jsonl', ''
+    lines = output or 'instances.jsonl'
+    convert = 'a batch prediction job takes the file as it is; for online, '
   else:
     lines = os.path.splitext(output)[0] + '.jsonl' if output else (
         'instances.jsonl')

@@ -5,7 +5,8 @@
   its ENTRYPOINT as the three pools of a Vertex AI tuning trial (chief,
   worker, parameter server) with the environment Vertex AI sets, against the
   Cloud Storage emulator: it trains, evaluates, exports to AIP_MODEL_DIR,
-  reports the metric, and a second start resumes.
+  reports the metric, leaves its event files in AIP_TENSORBOARD_LOG_DIR,
+  and a second start resumes.
 - The package (legacy AI Platform): the sdist gcloud builds, pip-installed
   with dependency resolution into a TensorFlow 2.15.0 venv, then run as a
   tuning trial of AI Platform.
@@ -168,6 +169,16 @@ def test_the_image_trains_evaluates_exports_and_reports(gcs, vertex_trial):
   assert reported[-1]['trial'] == TRIAL
   assert float(reported[-1][cloud.METRIC_TAG]) == pytest.approx(
       results['accuracy'])
+
+
+def test_vertex_tensorboard_gets_the_event_files(gcs, vertex_trial):
+  """AIP_TENSORBOARD_LOG_DIR holds the training and evaluation events."""
+  base, _ = vertex_trial
+  logs = f'{base}/{TRIAL}/logs'
+  prefix = logs[len(f'gs://{BUCKET}/'):]
+  assert any(name.startswith(f'{prefix}/events.out.tfevents.')
+             for name in names(gcs, prefix + '/'))
+  assert cloud.METRIC_TAG in eval_tags(gcs, logs)
 
 
 def test_a_second_start_of_the_image_resumes(gcs, vertex_trial):

@@ -15,9 +15,11 @@ from tests.support import rehearsal
 
 pytestmark = pytest.mark.slow  # resolves the lock against PyPI
 
-LOCK_INPUTS = ('requirements.in', 'requirements-test.in', 'setup.py',
+LOCK_INPUTS = ('requirements.in', 'requirements-test.in',
+               'requirements-serving.in', 'setup.py',
                'scripts/lock.sh', 'trainer/__init__.py')
-LOCKS = ('requirements.txt', 'requirements-test.txt')
+LOCKS = ('requirements.txt', 'requirements-test.txt',
+         'requirements-serving.txt')
 
 
 def test_the_lock_is_fresh(tmp_path):

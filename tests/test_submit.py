@@ -209,14 +209,34 @@ def test_build_image(fake_tools, cloud_build):
         ('docker', ['push', IMAGE])]
 
 
+def test_build_serving_image(fake_tools):
+  env, calls = fake_tools
+  serving = IMAGE.replace('mnist-trainer', 'mnist-serving')
+  ok(script('build_image.py', '--serving', env=dict(
+      env, IMAGE_URI=IMAGE, SERVING_IMAGE_URI=serving)))
+  assert [(c['tool'], c['argv']) for c in calls()] == [
+      ('docker', ['build', '--tag', serving, '--file',
+                  os.path.join(ROOT, 'Dockerfile.serving'), ROOT]),
+      ('docker', ['push', serving])]
+
+
 def test_dockerfile_runs_the_trainer_on_tf_2_15():
   with open(os.path.join(ROOT, 'Dockerfile')) as f:
     dockerfile = f.read()
   assert 'FROM tensorflow/tensorflow:2.15.0-gpu' in dockerfile
   assert 'ENTRYPOINT ["python", "-m", "trainer.task"]' in dockerfile
+
+
+@pytest.mark.parametrize('dockerfile', ['Dockerfile', 'Dockerfile.serving'])
+def test_dockerignore_lets_through_what_the_dockerfiles_copy(dockerfile):
   with open(os.path.join(ROOT, '.dockerignore')) as f:
-    assert f.read().splitlines()[1:5] == [
-        '*', '!requirements.txt', '!setup.py', '!trainer/']
+    lines = f.read().splitlines()
+  assert '*' in lines, 'the build context holds only what is copied'
+  with open(os.path.join(ROOT, dockerfile)) as f:
+    copies = [line.split()[1:-1] for line in f if line.startswith('COPY ')]
+  for source in sum(copies, []):
+    assert '!' + source.rstrip('/') + ('/' if os.path.isdir(
+        os.path.join(ROOT, source)) else '') in lines, source
 
 
 @pytest.mark.slow

@@ -10,8 +10,9 @@ Where a run writes (docs/cloud.md has the whole table):
   job the same folder, so a preempted job resumes.
 - AIP_MODEL_DIR (`.../model/`) gets a copy of the best SavedModel at its
   root, which is where Vertex AI's model import looks for one.
-- AIP_TENSORBOARD_LOG_DIR is not written: the event files stay beside the
-  checkpoints; point TensorBoard at the job dir.
+- AIP_TENSORBOARD_LOG_DIR gets a copy of the event files, kept up to date
+  while the job runs (trainer/tensorboard.py); the originals stay beside
+  the checkpoints.
 """
 
 import contextlib

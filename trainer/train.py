@@ -30,6 +30,7 @@ from trainer import jobdir
 from trainer import model
 from trainer import preemption
 from trainer import progress
+from trainer import tensorboard
 
 _POLL_SECS = 0.5  # how often an evaluator looks for a new checkpoint
 
@@ -90,7 +91,9 @@ def run(cfg, role=None, validate_only=False):
   if validate_only:
     say(f'ok: the flags, data and job dir are valid; next: {_plan(job)}')
     return None
-  return _PARTS[_part_name(job.role)](job)
+  with tensorboard.synced(job.cfg.job_dir,
+                          active=job.role.is_chief or job.role.is_evaluator):
+    return _PARTS[_part_name(job.role)](job)
 
 
 def _prepare(cfg, role, validate_only, started):

@@ -1,9 +1,10 @@
-"""TensorFlow 2.15 environments like Google Cloud's, and the Dockerfile's steps.
+"""TensorFlow environments like Google Cloud's, and the Dockerfiles' steps.
 
-Docker images cannot be pulled here, so the image is rehearsed: a venv that
+Docker images cannot be pulled here, so an image is rehearsed: a venv that
 holds what its base image holds (the TensorFlow release the FROM line names,
-as a resolver picks it), then the Dockerfile's own COPY and RUN steps, read
-from the Dockerfile so the two cannot drift, run with the venv first on PATH.
+as a resolver picks it; or the Python of a python image, for the serving
+image), then the Dockerfile's own COPY and RUN steps, read from the
+Dockerfile so the two cannot drift, run with the venv first on PATH.
 """
 
 import json
@@ -17,6 +18,7 @@ from tests.support import processes
 
 ROOT = processes.ROOT
 DOCKERFILE = os.path.join(ROOT, 'Dockerfile')
+SERVING_DOCKERFILE = os.path.join(ROOT, 'Dockerfile.serving')
 # What the rehearsal knows how to replay; anything else must be taught here.
 KNOWN = ('FROM', 'WORKDIR', 'COPY', 'RUN', 'ENV', 'ENTRYPOINT')
 
@@ -67,6 +69,29 @@ def tensorflow_venv(folder, version):
   python = os.path.join(folder, 'bin', 'python')
   run([uv, 'pip', 'install', '--quiet', '--python', python,
        f'tensorflow=={version}'])
+  return python
+
+
+def base_python(steps):
+  """The Python version of a FROM python:X.Y[-variant] image, e.g. 3.11."""
+  image, = [rest for word, rest in steps if word == 'FROM']
+  match = re.match(r'python:(\d+\.\d+)', image)
+  assert match, f'FROM {image}: not a python image'
+  return match.group(1)
+
+
+def python_venv(folder, version, lock):
+  """A venv of Python `version` (as the python image holds) with `lock`.
+
+  uv installs the lock first, from its cache (seconds; only the first run
+  downloads), so the Dockerfile's own pip step, replayed next, checks the
+  install instead of copying 1.6 GB again for every venv.
+  """
+  uv = shutil.which('uv', path=os.path.dirname(sys.executable))
+  assert uv, 'uv is in requirements-test.txt; run scripts/test.sh'
+  run([uv, 'venv', '--quiet', '--seed', '--python', version, str(folder)])
+  python = os.path.join(folder, 'bin', 'python')
+  run([uv, 'pip', 'install', '--quiet', '--python', python, '-r', lock])
   return python
 
 

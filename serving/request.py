@@ -1,0 +1,123 @@
+"""A predict request's body -> (signature, input array), as TF Serving reads it.
+
+The body is TF Serving's REST row format, which Vertex AI forwards as sent:
+{"instances": [...]} with an optional "signature_name". The instances are
+the ones trainer.predict reads (trainer/predict/request.py) and checks
+(trainer/predict/readers.py), so the server refuses what `python -m
+trainer.predict` refuses, in the same words. Those modules import no
+tf.estimator and run on current TensorFlow; the image carries them as source.
+
+The signature is "signature_name", else {"parameters": {"signature_name":
+...}} (Vertex AI's predict API passes on only "instances" and "parameters";
+raw-predict passes the body as is), else the instances choose: images go to
+`image:serving_default`, pixels to `serving_default`. TF Serving would send
+images to the default signature and fail; a Vertex AI batch prediction job
+sends {"instances": [...]} with no signature name, so the server picks.
+"""
+
+import json
+
+import numpy as np
+
+from trainer import export
+from trainer.errors import InputError
+from trainer.predict import readers
+from trainer.predict import request as instances_lib
+
+SOURCE = 'the request'
+# What each signature's input takes, as numpy builds it from JSON.
+_PIXEL_SIGNATURES = {export.DEFAULT_SIGNATURE: np.float32,
+                     export.UINT8_SIGNATURE: np.uint8}
+
+
+class RequestError(ValueError):
+  """A request the server refuses: HTTP `status`, a one-line message."""
+
+  def __init__(self, message, status=400):
+    super().__init__(message)
+    self.status = status
+
+
+def parse(raw, signatures):
+  """(signature name, numpy input) for a body, or a RequestError saying why.
+
+  `signatures` are the names the model has; the input is float32 or uint8
+  pixels [n, 784] or [n, 28, 28], or an object array of image bytes [n].
+  """
+  body = _json(raw)
+  instances = body.get('instances')
+  if not isinstance(instances, list):
+    raise RequestError(
+        'the request has no "instances" list; send {"instances": [...]} '
+        '(TF Serving\'s row format; "inputs" is not served)')
+  if not instances:
+    raise RequestError('the request holds no instances; send at least one')
+  try:
+    parsed = [instances_lib.parse_instance(i, SOURCE) for i in instances]
+  except InputError as e:
+    raise RequestError(str(e)) from None
+  kinds = {kind for kind, _ in parsed}
+  if len(kinds) > 1:
+    raise RequestError('the request mixes pixel and image instances; one '
+                       'request goes to one signature, so send one kind')
+  kind, = kinds
+  signature = _signature(body, kind, signatures)
+  values = [value for _, value in parsed]
+  if kind == 'image':
+    return signature, np.array(values, dtype=object)
+  return signature, _pixels(values, signature)
+
+
+def _json(raw):
+  try:
+    body = json.loads(raw)
+  except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    reason = getattr(e, 'msg', None) or 'not UTF-8'
+    raise RequestError(f'the request body is not JSON ({reason}); send '
+                       '{"instances": [...]}') from None
+  if not isinstance(body, dict):
+    raise RequestError('the request body is JSON but not an object; send '
+                       '{"instances": [...]}')
+  return body
+
+
+def _signature(body, kind, signatures):
+  """The signature named in the body, else the one for the instances."""
+  default = (export.IMAGE_SIGNATURE if kind == 'image' else
+             export.DEFAULT_SIGNATURE)
+  parameters = body.get('parameters')
+  name = body.get('signature_name') or (
+      parameters.get('signature_name') if isinstance(parameters, dict)
+      else None) or default
+  if name not in signatures:
+    raise RequestError(f'the model has no signature {name!r}; it has '
+                       f'{", ".join(sorted(signatures))}')
+  if (name == export.IMAGE_SIGNATURE) != (kind == 'image'):
+    wants = 'image' if name == export.IMAGE_SIGNATURE else 'pixel'
+    raise RequestError(f'signature {name!r} takes {wants} instances, and the '
+                       f'request holds {kind} ones; send '
+                       f'{_example(name)} or drop "signature_name"')
+  return name
+
+
+def _example(signature):
+  if signature == export.IMAGE_SIGNATURE:
+    return f'{{"{export.IMAGE_INPUT}": {{"b64": "..."}}}}'
+  return f'{{"{export.SERVING_INPUT}": [28 rows of 28 numbers 0-255]}}'
+
+
+def _pixels(values, signature):
+  try:
+    array = np.array(values, dtype=np.float64)
+  except (TypeError, ValueError):
+    raise RequestError('the request holds instances of different shapes or '
+                       'with values that are not numbers') from None
+  try:
+    array = readers.check_pixels(array, SOURCE)
+  except InputError as e:
+    raise RequestError(str(e)) from None
+  dtype = _PIXEL_SIGNATURES[signature]
+  if dtype == np.uint8 and not np.array_equal(array, np.round(array)):
+    raise RequestError(f'signature {signature!r} takes whole numbers 0-255; '
+                       'the request holds fractions')
+  return array.astype(dtype)
