@@ -378,6 +378,8 @@ def test_help_lists_hyphenated_flags_and_exits_0():
   assert '  --job-dir\n' in result.stdout
   assert '  --[no]batch-norm\n' in result.stdout
   assert '  --checkpoint-steps\n' in result.stdout
+  assert 'would cost more than 2% of training' in ' '.join(
+      result.stdout.split()), 'the checkpoint rule'
   assert '--job_dir' not in result.stdout and '--train_steps' not in (
       result.stdout)
   # Per-model defaults come from config.MODEL_DEFAULTS, not restated.

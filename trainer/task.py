@@ -22,6 +22,7 @@ from absl import app
 from absl import flags
 import tensorflow as tf
 
+from trainer import checkpoints
 from trainer import cloud
 from trainer import cluster
 from trainer import config as config_lib
@@ -88,11 +89,15 @@ flags.DEFINE_boolean('scale_inputs', _DEFAULTS.scale_inputs,
 flags.DEFINE_integer('seed', _DEFAULTS.seed,
                      'Seed for weights, dropout and shuffling.')
 flags.DEFINE_integer('checkpoint_secs', _DEFAULTS.checkpoint_secs,
-                     'Most seconds between checkpoints.')
+                     'Most seconds between checkpoints: a kill loses at most '
+                     'this much training.')
 flags.DEFINE_integer('checkpoint_steps', _DEFAULTS.checkpoint_steps,
-                     'Most steps between checkpoints: one is saved after '
-                     'this many steps or --checkpoint-secs, whichever ends '
-                     'first.')
+                     'Steps between checkpoints, unless saving them that '
+                     'often would cost more than 2% of training: each save '
+                     'is timed, and a step count saves no sooner than '
+                     f'{checkpoints.BUDGET_FACTOR} times the recent saves\' '
+                     'duration after the previous one. --checkpoint-secs '
+                     'bounds the gap in any case.')
 flags.DEFINE_integer('eval_secs', _DEFAULTS.eval_secs,
                      'Least seconds between evaluations; one runs at a '
                      'checkpoint once this much time has passed, and always '
