@@ -80,6 +80,8 @@ class Config:
   checkpoint_steps: int = 1000
   eval_secs: int = 60
   keep_checkpoints: int = 3
+  # A task ends once a task it needs has been unreachable this long.
+  lost_task_secs: int = 600
   log_every_steps: int = 500
   summary_steps: int = 100  # steps between training-loss summaries
   distribute: str = 'none'
@@ -150,7 +152,7 @@ def _validate(cfg):
   _choice('distribute', cfg.distribute, DISTRIBUTE)
   for name in ('train_steps', 'num_epochs', 'batch_size', 'learning_rate',
                'checkpoint_secs', 'checkpoint_steps', 'keep_checkpoints',
-               'log_every_steps', 'summary_steps'):
+               'log_every_steps', 'summary_steps', 'lost_task_secs'):
     _positive(name.replace('_', '-'), getattr(cfg, name))
   if cfg.eval_secs < 0:
     raise UsageError(f'--eval-secs={cfg.eval_secs} must be 0 or more')

@@ -104,6 +104,11 @@ flags.DEFINE_integer('eval_secs', _DEFAULTS.eval_secs,
                      'at the end.')
 flags.DEFINE_integer('keep_checkpoints', _DEFAULTS.keep_checkpoints,
                      'Newest checkpoints to keep.')
+flags.DEFINE_integer('lost_task_secs', _DEFAULTS.lost_task_secs,
+                     'In a TF_CONFIG cluster, a task exits with status 1 once '
+                     'a task it needs has refused connections this long '
+                     '(TensorFlow alone would wait hours); a platform '
+                     'restarting the lost one sooner keeps the job going.')
 flags.DEFINE_integer('log_every_steps', _DEFAULTS.log_every_steps,
                      'Steps between progress lines.')
 flags.DEFINE_integer('steps_per_run', None,
@@ -236,6 +241,7 @@ def config_from_flags():
       eval_secs=FLAGS.eval_secs,
       keep_checkpoints=FLAGS.keep_checkpoints,
       log_every_steps=FLAGS.log_every_steps,
+      lost_task_secs=FLAGS.lost_task_secs,
       distribute=FLAGS.distribute,
       steps_per_run=FLAGS.steps_per_run)
 

@@ -26,7 +26,9 @@ from trainer import data
 from trainer import export
 from trainer import inputs
 from trainer import jobdir
+from trainer import laststep
 from trainer import model
+from trainer import peers
 from trainer import preemption
 from trainer import progress
 
@@ -148,7 +150,8 @@ def _run_worker_or_ps(job):
 def _run_evaluator(job):
   """An evaluator evaluates each new checkpoint, for TensorBoard."""
   if not job.done:
-    _evaluate_new_checkpoints(job)
+    with _watching_peers(job):
+      _evaluate_new_checkpoints(job)
   return _leave_to_chief(job)
 
 
@@ -242,15 +245,26 @@ def _train_and_evaluate(job, speed):
                                      cfg.log_every_steps, cfg.steps_per_run)] +
         ([checkpoints.saver_hook(cfg.job_dir, cfg.checkpoint_secs,
                                  cfg.checkpoint_steps, cfg.steps_per_run)]
-         if role.is_chief else []),
+         if role.is_chief else []) +
+        laststep.hooks(role, cfg.train_steps),
         saving_listeners=[stop.listener(), progress.PauseListener(speed)])
     eval_spec = tf.estimator.EvalSpec(
         job.eval_fn(), steps=None,
         exporters=export.exporters(cfg.scale_inputs),
         start_delay_secs=0, throttle_secs=cfg.eval_secs)
-    result = tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
+    with _watching_peers(job):
+      result = tf.estimator.train_and_evaluate(estimator, train_spec,
+                                               eval_spec)
     stop.check()
   return result[0] if result else None
+
+
+def _watching_peers(job):
+  """Ends this task if one it needs is lost (trainer/peers.py)."""
+  def finished():
+    results = jobdir.read_results(job.cfg.job_dir) or {}
+    return results.get('global_step', 0) >= job.cfg.train_steps
+  return peers.watching(job.role, job.cfg.lost_task_secs, finished)
 
 
 def _evaluate_new_checkpoints(job):
