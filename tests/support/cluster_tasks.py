@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-import processes
+from tests.support import processes
 
 sys.path.insert(0, os.path.join(processes.ROOT, 'scripts'))
 import local_cluster  # pylint: disable=g-import-not-at-top,wrong-import-position
