@@ -34,9 +34,11 @@ class Cadence:
   can be tested without TensorFlow's timing.
   """
 
-  def __init__(self, every_secs, every_steps, clock=time.monotonic):
+  def __init__(self, every_secs, every_steps, clock=time.monotonic,
+               factor=BUDGET_FACTOR):
     self.every_secs = every_secs
     self.every_steps = every_steps
+    self.factor = factor  # 0: the step count alone (for comparisons)
     self._clock = clock
     self._durations = collections.deque(maxlen=_WINDOW)
     self.saves = 0
@@ -53,7 +55,7 @@ class Cadence:
     """The shortest gap a step count may cause: BUDGET_FACTOR saves' time."""
     if not self._durations:
       return 0.0
-    return BUDGET_FACTOR * statistics.median(self._durations)
+    return self.factor * statistics.median(self._durations)
 
   def saved(self, seconds):
     """Records one save's duration."""
@@ -125,12 +127,12 @@ class CheckpointSaver(tf.compat.v1.train.CheckpointSaverHook):
                  100 * c.share(), c.least_gap_secs)
 
 
-def saver_hook(job_dir, secs, steps, steps_per_run=1):
+def saver_hook(job_dir, secs, steps, steps_per_run=1, factor=BUDGET_FACTOR):
   """A CheckpointSaver for job_dir on the rule above.
 
   With several steps per Session.run it counts each run as that many steps
   (as TPUEstimator's does), so a step cadence is not one run late.
   """
-  hook = CheckpointSaver(job_dir, Cadence(secs, steps))
+  hook = CheckpointSaver(job_dir, Cadence(secs, steps, factor=factor))
   hook._set_steps_per_run(steps_per_run)  # pylint: disable=protected-access
   return hook
