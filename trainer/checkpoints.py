@@ -58,8 +58,14 @@ class Cadence:
     return self.factor * statistics.median(self._durations)
 
   def saved(self, seconds):
-    """Records one save's duration."""
-    self._durations.append(seconds)
+    """Records one save's duration.
+
+    The first (as the session starts) warms the saver up, at 7 times a
+    later save's duration here: it would hold back the next saves for no
+    reason, so it counts in the totals but not in what a save costs.
+    """
+    if self.saves:
+      self._durations.append(seconds)
     self.saves += 1
     self.save_secs += seconds
 
