@@ -79,3 +79,23 @@ def test_workers_of_an_asynchronous_job_leave_the_last_steps_to_the_chief():
   assert laststep.hooks(cluster.Role('ps', 0, PS_JOB), 3000) == []
   assert laststep.hooks(cluster.Role('worker', 0, SYNC_JOB), 3000) == []
   assert laststep.hooks(cluster.Role(), 3000) == []
+
+
+def test_a_synchronous_peer_that_went_away_is_lost_even_if_it_comes_back():
+  clock, up = Clock(), [True]
+  watch = peers.Watch({'worker 0': 'w:2'}, 600, went_away=True,
+                      probe=lambda a: up[0], clock=clock)
+  assert watch.check() is None
+  up[0] = False
+  clock.now = 1
+  assert watch.check() is None, 'one refused probe is not enough'
+  clock.now = 2
+  assert watch.check() == 'worker 0'
+  assert 'went away during synchronous training' in watch.describe(
+      'worker 0')
+
+
+def test_synchronous_jobs_are_those_without_parameter_servers():
+  assert peers.synchronous(cluster.Role('worker', 0, SYNC_JOB))
+  assert not peers.synchronous(cluster.Role('worker', 0, PS_JOB))
+  assert not peers.synchronous(cluster.Role('evaluator', 0, SYNC_JOB))

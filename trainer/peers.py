@@ -30,9 +30,12 @@ import sys
 import threading
 import time
 
+import tensorflow as tf
+
 FIRST_CONTACT_SECS = 600
 POLL_SECS = 1.0
 PROBE_SECS = 2.0
+SYNC_MISSES = 2  # refused probes in a row that mean a synchronous peer left
 EXIT_STATUS = 1
 
 
@@ -65,17 +68,32 @@ def reachable(address, timeout=PROBE_SECS):
     return False
 
 
-class Watch:
-  """The watching thread's state; `check(now)` is one poll, for tests."""
+def synchronous(role):
+  """All-reduce training (no ps): every step needs every trainer."""
+  return not role.cluster.get('ps') and not role.is_evaluator
 
-  def __init__(self, peers, lost_secs, probe=reachable, clock=time.monotonic):
+
+class Watch:
+  """The watching thread's state; check() is one poll (tests call it).
+
+  went_away: a task reached once and refused SYNC_MISSES probes in a row
+  is lost at once, however soon it comes back (synchronous jobs: TF 2.15
+  cannot take a restarted task back into its all-reduce group).
+  """
+
+  def __init__(self, peers, lost_secs, went_away=False, probe=reachable,
+               clock=time.monotonic):
     self.peers = dict(peers)
     self.lost_secs = lost_secs
+    self.went_away = went_away
+    self.done = False  # set once training is done: peers may then leave
     self._probe = probe
     self._clock = clock
     started = clock()
     self._seen = {name: None for name in self.peers}
     self._since = {name: started for name in self.peers}
+    self._misses = {name: 0 for name in self.peers}
+    self._why = None
 
   def check(self):
     """The name of a lost task, or None; probes each task once."""
@@ -83,45 +101,101 @@ class Watch:
     for name, address in self.peers.items():
       if self._probe(address):
         self._seen[name] = self._since[name] = now
+        self._misses[name] = 0
         continue
-      allowed = self.lost_secs if self._seen[name] else max(
-          self.lost_secs, FIRST_CONTACT_SECS)
+      self._misses[name] += 1
+      seen = self._seen[name] is not None
+      if seen and self.went_away and (
+          self._misses[name] >= SYNC_MISSES):
+        self._why = ('went away during synchronous training, which '
+                     'TensorFlow 2.15 cannot take up again in place')
+        return name
+      if not seen:
+        allowed = max(self.lost_secs, FIRST_CONTACT_SECS)
+        self._why = f'never accepted a connection in {allowed} s'
+      else:
+        allowed = self.lost_secs
+        self._why = f'has refused connections for {allowed} s'
       if now - self._since[name] >= allowed:
         return name
     return None
 
   def describe(self, name):
-    how = (f'has refused connections for {self.lost_secs} s' if
-           self._seen[name] else 'never accepted a connection in '
-           f'{max(self.lost_secs, FIRST_CONTACT_SECS)} s')
-    return (f'{name} ({self.peers[name]}) {how}, and this task cannot go on '
-            'without it')
+    """Why `name`, which check() just returned, is lost."""
+    return (f'{name} ({self.peers[name]}) {self._why}, and this task cannot '
+            'go on without it')
+
+  def hook(self, last_step):
+    """A training hook that ends the watch once last_step is trained."""
+    return _DoneAt(self, last_step)
+
+
+class _DoneAt(tf.compat.v1.train.SessionRunHook):
+  """Marks the watch done when the run that reaches last_step ends: the
+  trainers of a synchronous job then leave together, and need each other
+  no more.
+  """
+
+  def __init__(self, watch, last_step):
+    self._watch = watch
+    self._last_step = last_step
+
+  def begin(self):
+    self._global_step = tf.compat.v1.train.get_global_step()
+    self._args = tf.compat.v1.train.SessionRunArgs(self._global_step)
+
+  def after_create_session(self, session, coord):
+    del coord
+    if session.run(self._global_step) >= self._last_step:
+      self._watch.done = True
+
+  def before_run(self, run_context):
+    del run_context
+    return self._args
+
+  def after_run(self, run_context, run_values):
+    del run_context
+    if run_values.results + 1 >= self._last_step:
+      self._watch.done = True
+
+  def end(self, session):
+    del session
+    self._watch.done = True
+
+
+class _Nothing:
+  """What `watching` yields where this task needs no other."""
+
+  def hook(self, last_step):
+    del last_step
+    return tf.compat.v1.train.SessionRunHook()
 
 
 @contextlib.contextmanager
 def watching(role, lost_secs, finished=lambda: False):
-  """While inside, ends this process once a task it needs is lost.
+  """While inside, ends this process once a task it needs is lost; yields
+  the Watch, whose hook() ends it when training is done.
 
   finished() says whether the job is done, in which case a lost task is
   no failure (a ps outlives its chief) and the process exits 0.
   """
   peers = needed(role)
   if not peers:
-    yield
+    yield _Nothing()
     return
-  watch = Watch(peers, lost_secs)
+  watch = Watch(peers, lost_secs, went_away=synchronous(role))
   stop = threading.Event()
 
   def loop():
-    while not stop.wait(POLL_SECS):
+    while not stop.wait(POLL_SECS) and not watch.done:
       lost = watch.check()
-      if lost and not stop.is_set():
+      if lost and not stop.is_set() and not watch.done:
         _end(role, watch, lost, finished())
 
   thread = threading.Thread(target=loop, name='peers', daemon=True)
   thread.start()
   try:
-    yield
+    yield watch
   finally:
     stop.set()
 

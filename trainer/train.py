@@ -235,7 +235,8 @@ def _train_and_evaluate(job, speed):
   # Each device of a strategy takes its own share of --batch-size.
   batch_size = cfg.batch_size // (strategy.num_replicas_in_sync if strategy
                                   else 1)
-  with preemption.StopOnSigterm(active=role.is_chief) as stop:
+  with preemption.StopOnSigterm(active=role.is_chief) as stop, \
+      _watching_peers(job) as peer_watch:
     train_spec = tf.estimator.TrainSpec(
         inputs.train_input_fn(job.mnist.train, batch_size, cfg.seed,
                               cfg.scale_inputs, shard=role.shard,
@@ -247,15 +248,14 @@ def _train_and_evaluate(job, speed):
         ([checkpoints.saver_hook(cfg.job_dir, cfg.checkpoint_secs,
                                  cfg.checkpoint_steps, cfg.steps_per_run)]
          if role.is_chief else []) +
-        laststep.hooks(role, cfg.train_steps),
+        laststep.hooks(role, cfg.train_steps) +
+        [peer_watch.hook(cfg.train_steps)],
         saving_listeners=[stop.listener(), progress.PauseListener(speed)])
     eval_spec = tf.estimator.EvalSpec(
         job.eval_fn(), steps=None,
         exporters=export.exporters(cfg.scale_inputs),
         start_delay_secs=0, throttle_secs=cfg.eval_secs)
-    with _watching_peers(job):
-      result = tf.estimator.train_and_evaluate(estimator, train_spec,
-                                               eval_spec)
+    result = tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
     stop.check()
   return result[0] if result else None
 
