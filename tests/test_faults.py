@@ -47,28 +47,33 @@ _LINE = re.compile(r'^I(\d{4} \d\d:\d\d:\d\d\.\d+) .*\] step (\d+)/', re.M)
 
 
 def progress(tasks):
-  """(time.time(), step) of every progress line of the trainers, in order."""
+  """{trainer: [(time.time(), step)]}: its progress lines, in order."""
   year = datetime.date.today().year
-  found = []
+  found = {}
   for name in TRAINERS:
-    for stamp, step in _LINE.findall(tasks.output(name)):
-      when = datetime.datetime.strptime(f'{year}{stamp}', '%Y%m%d %H:%M:%S.%f')
-      found.append((when.timestamp(), int(step)))
-  return sorted(found)
+    found[name] = [
+        (datetime.datetime.strptime(f'{year}{stamp}',
+                                    '%Y%m%d %H:%M:%S.%f').timestamp(),
+         int(step)) for stamp, step in _LINE.findall(tasks.output(name))]
+  return found
 
 
 def cost(tasks, killed_at):
   """What the fault cost: the most steps the global step went back by (work
-  redone), and the seconds from the kill until the step passed the highest
-  one reached before it went back (or, with nothing redone, until the
-  trainers logged progress again)."""
+  redone; each trainer's lines read the true step, so a drop within one
+  trainer's lines is real), and the seconds from the kill until a trainer
+  passed the step reached before that drop (with nothing redone: until a
+  trainer logged progress again)."""
   lines = progress(tasks)
-  best, redone, peak = 0, 0, 0
-  for _, step in lines:
-    if best - step > redone:
-      redone, peak = best - step, best
-    best = max(best, step)
-  after = [when for when, step in lines if when > killed_at and step > peak]
+  redone, peak = 0, 0
+  for series in lines.values():
+    best = 0
+    for _, step in series:
+      if best - step > redone:
+        redone, peak = best - step, best
+      best = max(best, step)
+  after = sorted(when for series in lines.values() for when, step in series
+                 if when > killed_at and step > peak)
   return {'steps_redone': redone,
           'secs_set_back': round(after[0] - killed_at, 1) if after else None}
 
