@@ -1,6 +1,8 @@
 """Which tasks each task needs, and when one counts as lost (fake clock)."""
 
+import queue
 import socket
+import time
 
 from trainer import cluster
 from trainer import laststep
@@ -99,3 +101,33 @@ def test_synchronous_jobs_are_those_without_parameter_servers():
   assert peers.synchronous(cluster.Role('worker', 0, SYNC_JOB))
   assert not peers.synchronous(cluster.Role('worker', 0, PS_JOB))
   assert not peers.synchronous(cluster.Role('evaluator', 0, SYNC_JOB))
+
+
+def test_watching_ends_the_process_once_a_needed_task_is_lost(
+    monkeypatch, capsys):
+  """A ps whose chief has gone: status 1 and one line, or 0 once the job is
+  done (os._exit is recorded instead of taken)."""
+  exits = queue.Queue()
+  monkeypatch.setattr(peers.os, '_exit', exits.put)
+  monkeypatch.setattr(peers, 'POLL_SECS', 0.05)
+  for done, status in ((False, peers.EXIT_STATUS), (True, 0)):
+    chief = socket.socket()
+    chief.bind(('127.0.0.1', 0))
+    chief.listen()
+    address = '127.0.0.1:%d' % chief.getsockname()[1]
+    role = cluster.Role('ps', 0, {'chief': (address,), 'ps': ('p:4',)})
+    with peers.watching(role, 0.3, finished=lambda done=done: done):
+      time.sleep(0.2)  # reached
+      chief.close()
+      assert exits.get(timeout=10) == status
+    line = capsys.readouterr().err.strip().splitlines()[0]
+    if done:
+      assert line == 'ps 0: the job is done and chief 0 has gone; stopping'
+    else:
+      assert line == (f'error: ps 0 stops: chief 0 ({address}) has refused '
+                      'connections for 0.3 s, and this task cannot go on '
+                      'without it (--lost-task-secs 0.3); once every task is '
+                      'stopped, rerun the job to resume from its newest '
+                      'checkpoint')
+    while not exits.empty():
+      exits.get()
