@@ -26,20 +26,22 @@ TARGET = 3000
 TRAINERS = ('chief-0', 'worker-0')
 
 
-def job_args(mnist_dir, job_dir, lost_task_secs):
+def job_args(mnist_dir, job_dir, lost_task_secs, target=TARGET):
   return ['--data-dir', mnist_dir, '--job-dir', job_dir, '--train-steps',
-          str(TARGET), '--eval-secs', '3600', *processes.SMALL,
+          str(target), '--eval-secs', '3600', *processes.SMALL,
           '--log-every-steps', '100', '--lost-task-secs',
           str(lost_task_secs)]
 
 
-def kill_mid_run(tasks, job_dir, victim):
-  """Once both trainers train and a checkpoint exists, SIGKILLs victim."""
-  processes.wait_for_line(tasks.log('worker-0'), rf'step \d+/{TARGET}',
+def kill_mid_run(tasks, job_dir, victim, target=TARGET, after=0):
+  """Once both trainers train and a checkpoint past `after` exists, SIGKILLs
+  victim; returns time.monotonic() and time.time() of the kill and the
+  newest checkpoint's step."""
+  processes.wait_for_line(tasks.log('worker-0'), rf'step \d+/{target}',
                           tasks.procs['worker-0'], timeout=240)
-  processes.wait_for_checkpoint_after(job_dir, 0, tasks.procs['chief-0'])
+  processes.wait_for_checkpoint_after(job_dir, after, tasks.procs['chief-0'])
   newest = processes.newest_step(job_dir)
-  assert newest < TARGET // 2, 'killed mid-run'
+  assert newest < target // 2, 'killed mid-run'
   return tasks.kill(victim), time.time(), newest
 
 
@@ -78,11 +80,11 @@ def cost(tasks, killed_at):
           'secs_set_back': round(after[0] - killed_at, 1) if after else None}
 
 
-def assert_one_export_at_the_target(job_dir):
+def assert_one_export_at_the_target(job_dir, target=TARGET):
   with open(os.path.join(job_dir, 'results.json')) as f:
     results = json.load(f)
-  assert results['global_step'] == TARGET, 'exactly, not past it'
-  assert jobdir.global_step(job_dir) == TARGET
+  assert results['global_step'] == target, 'exactly, not past it'
+  assert jobdir.global_step(job_dir) == target
   for name in ('latest', 'best'):
     exports = os.listdir(os.path.join(job_dir, 'export', name))
     assert len(exports) == 1, exports
@@ -144,3 +146,4 @@ def test_a_task_lost_for_good_ends_the_others_within_the_bound(
                     'exited_after_secs': {
                         n: round(w - killed, 1) for n, (_, w) in
                         ended.items()}}))
+
