@@ -1,7 +1,7 @@
 """Training on several replicas: logical CPU devices and multi-worker jobs.
 
 - MirroredStrategy over 2 and 3 logical CPU devices (a process of its own
-  splits its CPU: tests/logical_devices.py) trains on one device's global
+  splits its CPU: tests/support/logical_devices.py) trains on one device's global
   batches: the same losses step by step, the same accuracy.
 - A chief and 2 workers without parameter servers (the usual Vertex AI GPU
   pool) plus an evaluator, started by scripts/local_cluster.py, train in
@@ -20,9 +20,9 @@ import sys
 import pytest
 import tensorflow as tf
 
-import processes
+from tests.support import processes
 
-SCRIPT = os.path.join(os.path.dirname(__file__), 'logical_devices.py')
+SCRIPT = os.path.join(os.path.dirname(__file__), 'support', 'logical_devices.py')
 SMALL = {'hidden_units': [64, 32], 'batch_size': 48, 'steps_per_run': 1,
          'eval_secs': 0, 'checkpoint_secs': 3600}
 # Measured on a 2-core VM (TF 2.15.1): the largest relative difference of a

@@ -28,6 +28,7 @@ from trainer import cloud
 from trainer import cluster
 from trainer import config as config_lib
 from trainer import data
+from trainer import errors
 from trainer import export
 from trainer import inputs
 from trainer import jobdir
@@ -66,7 +67,7 @@ def estimator_config(cfg, role=None):
     name = cluster.choose(name, role, cluster.local_devices())
   strategy = _strategy(name, role)
   if strategy and cfg.batch_size % strategy.num_replicas_in_sync:
-    raise config_lib.UsageError(
+    raise errors.UsageError(
         f'--batch-size={cfg.batch_size} must be a multiple of the '
         f'{strategy.num_replicas_in_sync} replicas --distribute {name} '
         'trains here: each takes an equal share of a batch')

@@ -1,6 +1,6 @@
 """Trains in a process whose CPU is split into logical devices; prints JSON.
 
-  python tests/logical_devices.py DEVICES DATA_DIR JOBS_DIR CONFIG_JSON...
+  python tests/support/logical_devices.py DEVICES DATA_DIR JOBS_DIR CONFIG_JSON...
 
 Run by tests/test_distributed.py in a process of its own: the split must
 happen before TensorFlow starts its runtime, and then holds for the whole
@@ -18,7 +18,8 @@ import sys
 import tensorflow as tf
 
 # trainer/, for a script run from anywhere.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
 
 
 def split_cpu(count):
