@@ -198,7 +198,7 @@ def _check_steps_per_run(cfg):
     raise UsageError(f'--steps-per-run={k} is supported by --model-type='
                      f'custom only: the {cfg.model_type} model function runs '
                      'one step per Session.run; drop --steps-per-run')
-  if cfg.distribute not in ('none', 'auto'):
+  if cfg.distribute in ('mirrored', 'multiworker'):  # ps: with_steps_per_run
     raise UsageError(f'--steps-per-run={k} is not supported with '
                      f'--distribute {cfg.distribute}; drop one of them')
 
