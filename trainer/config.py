@@ -15,7 +15,8 @@ MODEL_TYPES = ('premade', 'custom', 'keras')
 PER_LAYER_DROPOUT_MODELS = ('custom', 'keras')
 # Model types with dropout on the input pixels (--input-dropout).
 INPUT_DROPOUT_MODELS = ('custom', 'keras')
-DISTRIBUTE = ('none', 'mirrored')
+# --distribute; trainer.cluster resolves auto where the job runs.
+DISTRIBUTE = ('auto', 'none', 'mirrored', 'multiworker', 'ps')
 # Names only: trainer.model maps them to TensorFlow's optimizers and
 # functions, so that this value object needs no TensorFlow.
 OPTIMIZERS = ('adam', 'adagrad', 'sgd', 'rmsprop')
@@ -82,7 +83,7 @@ class Config:
   lost_task_secs: int = 600
   log_every_steps: int = 500
   summary_steps: int = 100  # steps between training-loss summaries
-  distribute: str = 'none'
+  distribute: str = 'auto'  # resolved by with_strategy
   steps_per_run: Optional[int] = None  # None: with_steps_per_run decides
 
   def __post_init__(self):
@@ -112,6 +113,16 @@ class Config:
     steps = math.ceil(self.num_epochs * train_size / self.batch_size)
     return dataclasses.replace(self, train_steps=max(1, steps))
 
+  def with_strategy(self, strategy):
+    """--distribute resolved to what this task runs (trainer.cluster.choose)."""
+    k = self.steps_per_run or 1
+    if self.distribute == 'auto' and k > 1 and strategy in ('mirrored',
+                                                            'multiworker'):
+      raise UsageError(f'--steps-per-run={k} is not supported with '
+                       f'--distribute {strategy}, which --distribute auto '
+                       'chooses here; drop --steps-per-run')
+    return dataclasses.replace(self, distribute=strategy)
+
   def with_steps_per_run(self, in_cluster):
     """Resolves the default --steps-per-run now that the role is known."""
     if in_cluster and (self.steps_per_run or 1) > 1:
@@ -120,8 +131,8 @@ class Config:
                        'the global step; drop --steps-per-run or TF_CONFIG')
     if self.steps_per_run is not None:
       return self
-    several = (self.model_type == 'custom' and self.distribute == 'none' and
-               not in_cluster)
+    several = (self.model_type == 'custom' and not in_cluster and
+               self.distribute in ('none', 'auto'))
     # At most one run between progress lines, so none is skipped.
     auto = min(EXAMPLES_PER_RUN // self.batch_size, self.log_every_steps)
     return dataclasses.replace(self,
@@ -189,7 +200,7 @@ def _check_steps_per_run(cfg):
     raise UsageError(f'--steps-per-run={k} is supported by --model-type='
                      f'custom only: the {cfg.model_type} model function runs '
                      'one step per Session.run; drop --steps-per-run')
-  if cfg.distribute != 'none':
+  if cfg.distribute in ('mirrored', 'multiworker'):  # ps: with_steps_per_run
     raise UsageError(f'--steps-per-run={k} is not supported with '
                      f'--distribute {cfg.distribute}; drop one of them')
 
