@@ -23,6 +23,7 @@ from trainer import jobdir
 from trainer import peers
 
 TARGET = 3000
+SYNC_TARGET = 1200  # synchronous steps are slower here, and start later
 TRAINERS = ('chief-0', 'worker-0')
 
 
@@ -147,3 +148,48 @@ def test_a_task_lost_for_good_ends_the_others_within_the_bound(
                         n: round(w - killed, 1) for n, (_, w) in
                         ended.items()}}))
 
+
+
+def test_multiworker_a_killed_worker_ends_the_job_and_a_rerun_resumes(
+    tmp_path, mnist_dir):
+  """A chief and a worker, synchronous (all-reduce, no ps): the worker is
+  SIGKILLed and started again. TensorFlow 2.15 cannot take it back into the
+  all-reduce group, so the chief exits 1 within seconds (trainer/peers.py),
+  and a rerun of the whole job resumes from the newest checkpoint and ends
+  at its target with one export."""
+  job_dir = str(tmp_path / 'job')
+  target = SYNC_TARGET
+  # Progress every 10 steps: the step reached at the kill, to within 10.
+  args = job_args(mnist_dir, job_dir, 120, target) + ['--log-every-steps',
+                                                      '10']
+  with cluster_tasks.Tasks(1, 0, args, str(tmp_path / 'logs')) as tasks:
+    tasks.start_all()
+    killed, _, newest = kill_mid_run(tasks, job_dir, 'worker-0', target,
+                                     after=100)
+    tasks.start('worker-0')
+    (status, when), = tasks.wait(['chief-0'], timeout=120).values()
+    chief = tasks.output('chief-0')
+    reached = max(step for _, step in progress(tasks)['chief-0'])
+  # The restarted worker is stopped on leaving, as a platform ends a job
+  # whose chief failed.
+  assert status == peers.EXIT_STATUS, chief[-3000:]
+  bound = peers.SYNC_MISSES * (peers.POLL_SECS + peers.PROBE_SECS) + 5
+  assert when - killed <= bound, when - killed
+  assert re.search(r'error: chief 0 stops: worker 0 \(127\.0\.0\.1:\d+\) went '
+                   'away during synchronous training', chief)
+  saved = jobdir.global_step(job_dir)
+  assert 100 < newest <= saved < target
+  rerun_started = time.monotonic()
+  with cluster_tasks.Tasks(1, 0, args, str(tmp_path / 'rerun')) as rerun:
+    rerun.start_all()
+    ended = rerun.wait(TRAINERS, timeout=300)
+    assert {name: status for name, (status, _) in ended.items()} == {
+        name: 0 for name in TRAINERS}, {n: rerun.output(n)[-2000:]
+                                        for n in TRAINERS}
+  results = assert_one_export_at_the_target(job_dir, target)
+  assert results['resumed_from_step'] == saved
+  print(json.dumps({'fault': 'SIGKILL worker-0, synchronous',
+                    'chief_exited_after_secs': round(when - killed, 1),
+                    'checkpoint_at_kill': newest, 'resumed_from': saved,
+                    'steps_redone': max(0, reached - saved),
+                    'rerun_secs': round(time.monotonic() - rerun_started, 1)}))
