@@ -61,10 +61,14 @@ def test_mirrored_accuracy_matches_one_device(tmp_path, mnist_dir):
   """The premade model (its initial weights differ under a strategy: the
   graph seed gives each op a seed by its place in the graph)."""
   same = dict(SMALL, model_type='premade', train_steps=60)
-  (one, two), _ = logical_devices(2, mnist_dir, tmp_path,
-                                  dict(same, distribute='none'),
-                                  dict(same, distribute='mirrored'))
+  (one, two), stderr = logical_devices(2, mnist_dir, tmp_path,
+                                       dict(same, distribute='none'),
+                                       dict(same, distribute='mirrored'))
   assert two['results']['replicas'] == 2
+  # The progress lines show the global batch's mean loss, not the sum of
+  # the replicas' (twice as large): close to one device's at step 1.
+  first, mirrored = map(float, re.findall(r'step 1/60  loss (\S+)', stderr))
+  assert 0.8 < mirrored / first < 1.25, (first, mirrored)
   accuracies = [r['results']['accuracy'] for r in (one, two)]
   assert abs(accuracies[0] - accuracies[1]) <= 0.005, accuracies
   assert min(accuracies) > 0.9

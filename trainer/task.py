@@ -116,14 +116,22 @@ flags.DEFINE_integer('steps_per_run', None,
                      'is the same. Default: for the custom model, '
                      f'{config_lib.EXAMPLES_PER_RUN} examples per run (20 '
                      'steps at --batch-size 256), at most --log-every-steps; '
-                     '1 for premade, keras, --distribute mirrored and '
-                     'TF_CONFIG clusters. Progress lines, loss summaries and '
+                     '1 for premade, keras, several devices and TF_CONFIG '
+                     'clusters (where more is refused). Progress lines, loss summaries and '
                      'checkpoints may then fall on a multiple of it; the run '
                      'still ends at exactly --train-steps.')
 flags.DEFINE_string('distribute', _DEFAULTS.distribute,
-                    'none: one device, or the parameter-server cluster that '
-                    'TF_CONFIG describes; mirrored: every GPU of this machine '
-                    '(MirroredStrategy; one device where there is none).')
+                    'How to train on several devices or tasks. auto: ps when '
+                    'TF_CONFIG names parameter servers; multiworker for a '
+                    'chief and workers without them; mirrored on one machine '
+                    'with several GPUs; else none. none: one device; '
+                    'mirrored: every GPU of this machine (MirroredStrategy); '
+                    'multiworker: synchronous all-reduce between the chief and '
+                    'workers (MultiWorkerMirroredStrategy); ps: asynchronous '
+                    'parameter servers. With mirrored and multiworker, '
+                    '--batch-size is the global batch, shared by the replicas. '
+                    'A choice that cannot run where the job runs is refused '
+                    '(docs/distributed.md).')
 flags.DEFINE_boolean('validate_only', False,
                      'Check the flags, TF_CONFIG, the data and the job dir, '
                      'then exit without training or writing anything but '

@@ -15,6 +15,7 @@ import json
 import os
 import sys
 
+from absl import logging
 import tensorflow as tf
 
 # trainer/, for a script run from anywhere.
@@ -43,6 +44,7 @@ def main(devices, data_dir, jobs_dir, *configs):
   from trainer import config  # pylint: disable=g-import-not-at-top
   from trainer import train  # pylint: disable=g-import-not-at-top
   tf.get_logger().setLevel('ERROR')
+  logging.set_verbosity(logging.INFO)  # the progress lines, as trainer.task
   out = []
   for i, settings in enumerate(configs):
     settings = json.loads(settings)
