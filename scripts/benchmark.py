@@ -168,6 +168,9 @@ def _trainer_config(args, model_type, job_dir, **overrides):
   settings = dict(job_dir=job_dir, data_dir=args.data_dir,
                   model_type=model_type, batch_size=args.batch_size,
                   train_steps=args.steps,
+                  # One device (GPU 0 where there are GPUs), unless a part
+                  # says otherwise: auto would mirror over every GPU.
+                  distribute='none',
                   # Only the custom model runs several steps per run.
                   steps_per_run=(args.steps_per_run if model_type == 'custom'
                                  else None))
@@ -237,6 +240,48 @@ def part_time98_keras(args):
   return {'seconds_to_98': None, 'epochs': epoch, 'final_accuracy': accuracy}
 
 
+# --- scale-out parts: several replicas of the custom model (no dropout) ----
+
+
+def _logical_devices_part(count):
+  def part(args):
+    """MirroredStrategy over `count` logical CPU devices (the CPU split in
+    this child process before TensorFlow starts), one global batch a step."""
+    cpu, = tf.config.list_physical_devices('CPU')
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+    return _trainer_part('custom', steps_per_run=1, distribute='mirrored',
+                         **NO_DROPOUT)(args)
+  return part
+
+
+def _loopback_workers_part(workers):
+  def part(args):
+    """A chief and workers-1 workers on 127.0.0.1, each its own process
+    (scripts/local_cluster.py --ps 0): synchronous multi-worker training
+    for 2 or more, a local run for 1; the chief's examples/s counts global
+    batches."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with tempfile.TemporaryDirectory() as job_dir:
+      command = [sys.executable, os.path.join(root, 'scripts',
+                                              'local_cluster.py'),
+                 '--workers', str(workers - 1), '--ps', '0', '--',
+                 '--job-dir', job_dir, '--model-type', 'custom',
+                 '--batch-size', str(args.batch_size), '--train-steps',
+                 str(args.steps), '--steps-per-run', '1', '--dropout', '0',
+                 '--input-dropout', '0', '--eval-secs', '3600',
+                 '--log-every-steps', str(args.steps)]
+      if args.data_dir:
+        command += ['--data-dir', args.data_dir]
+      result = subprocess.run(command, capture_output=True, text=True,
+                              check=True)
+    results = json.loads(result.stdout.strip().splitlines()[-1])
+    return {'examples_per_sec': results['examples_per_sec'],
+            'accuracy': results['accuracy'], 'replicas': results['replicas'],
+            'strategy': results['strategy']}
+  return part
+
+
 SPEED, TIME98 = 'speed', 'time to 98%'
 
 
@@ -272,6 +317,14 @@ PARTS = {
                               default=True, trainer=True),
     'custom_dropout': Part(_trainer_part('custom'), default=True,
                            trainer=True, k1='custom_dropout_k1'),
+    # Scale-out (docs/distributed.md): 1 and 2 logical CPU devices, 1 and 2
+    # workers on loopback; on a GPU machine, gpu_check.sh adds all GPUs.
+    'devices_1': Part(_logical_devices_part(1)),
+    'devices_2': Part(_logical_devices_part(2)),
+    'workers_1': Part(_loopback_workers_part(1)),
+    'workers_2': Part(_loopback_workers_part(2)),
+    'gpus_all': Part(_trainer_part('custom', steps_per_run=1,
+                                   distribute='mirrored', **NO_DROPOUT)),
     'time98_premade': Part(_trainer_time98('premade'), TIME98),
     'time98_custom': Part(_trainer_time98('custom'), TIME98),
     'time98_keras': Part(part_time98_keras, TIME98),

@@ -3,7 +3,8 @@
 # TensorFlow 2.15 into .venv-gpu, confirm TensorFlow sees the GPU, then run
 # the benchmark there: the custom model at --steps-per-run 1 and at its
 # default, with and without dropout, beside the bare tf.function loop and
-# Keras, at batch sizes 128 to 8192. Arguments go to scripts/benchmark.py
+# Keras, at batch sizes 128 to 8192; then one GPU against all of them.
+# Arguments go to scripts/benchmark.py
 # (e.g. --steps-per-run 100 to measure another K).
 set -euo pipefail
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then  # the comment above
@@ -32,6 +33,11 @@ if not gpus:
     sys.exit('error: TensorFlow does not see the GPU; check the driver and CUDA libraries')
 PY
 cd "$ROOT"
-exec "$VENV/bin/python" scripts/benchmark.py --batch-sizes 128,1024,8192 \
+"$VENV/bin/python" scripts/benchmark.py --batch-sizes 128,1024,8192 \
   --parts matmul,bare,keras,custom_k1,custom,custom_dropout_k1,custom_dropout \
   "$@"
+# One GPU (custom_k1, --distribute none) against all of this machine's GPUs
+# (gpus_all, MirroredStrategy; the same as custom_k1 on a 1-GPU machine), at
+# global batches large enough to split.
+exec "$VENV/bin/python" scripts/benchmark.py --batch-sizes 1024,8192 \
+  --parts custom_k1,gpus_all "$@"

@@ -6,7 +6,11 @@ Starts a chief, --workers workers, --ps parameter servers and, with
 (the shape `gcloud ai-platform local train --distributed` gives) on a free
 127.0.0.1 port; writes each task's output to <logs-dir>/<task>.log; waits
 until the chief, workers and evaluator are done, then stops the parameter
-servers (they serve until stopped, as on Google Cloud).
+servers (they serve until stopped, as on Google Cloud). Every shape runs:
+`--ps 0` is a synchronous multi-worker job (docs/distributed.md), `--master`
+names the chief `master` as legacy AI Platform did, and `--vertex` describes
+the job as Vertex AI does, in CLUSTER_SPEC pools (workerpool0-3, the
+evaluator listed as pool 3) instead of TF_CONFIG.
 
 Before any task starts, the trainer checks the flags, data and job dir
 once (`--validate-only`, as the chief); a bad one stops the script with the
@@ -49,6 +53,10 @@ def parse_args(argv):
                       help='parameter servers (default 1)')
   parser.add_argument('--evaluator', action='store_true',
                       help='add an evaluator that evaluates each checkpoint')
+  parser.add_argument('--master', action='store_true',
+                      help='name the chief task master (legacy AI Platform)')
+  parser.add_argument('--vertex', action='store_true',
+                      help='set CLUSTER_SPEC (Vertex AI pools), not TF_CONFIG')
   parser.add_argument('--logs-dir',
                       help='folder for <task>.log (default <job-dir>/logs)')
   parser.add_argument('--grace-secs', type=float, default=30,
@@ -114,6 +122,26 @@ def tf_config(spec, task_type, index, trainer_args):
           'environment': 'cloud'}
 
 
+POOLS = ('chief', 'worker', 'ps', 'evaluator')  # Vertex AI's workerpool0-3
+
+
+def cluster_spec_env(spec, task_type, index, evaluator_address=None):
+  """Vertex AI's CLUSTER_SPEC for a task: pools, the evaluator as pool 3."""
+  jobs = dict(spec, **({'evaluator': [evaluator_address]}
+                       if evaluator_address else {}))
+  pool = {job: f'workerpool{i}' for i, job in enumerate(POOLS)}
+  return {'cluster': {pool[job]: tasks for job, tasks in jobs.items()},
+          'task': {'type': pool[task_type], 'index': index},
+          'environment': 'cloud'}
+
+
+def renamed(spec, task_type, name):
+  """The spec and task type with the chief called `name` (e.g. master)."""
+  spec = {(name if job == 'chief' else job): tasks
+          for job, tasks in spec.items()}
+  return spec, (name if task_type == 'chief' else task_type)
+
+
 def _die_with_parent():
   """Runs in the child: SIGTERM when this script dies, even by SIGKILL."""
   os.setsid()  # Ctrl-C reaches this script only, which stops tasks in order
@@ -128,14 +156,25 @@ class Cluster:
   def __init__(self, args):
     self.args = args
     self.spec = cluster_spec(args.workers, args.ps)
+    self.evaluator_address = (f'127.0.0.1:{free_ports(1)[0]}'
+                              if args.evaluator and args.vertex else None)
     self.procs = {}
     self.logs = {}
 
   def _env(self, task_type, index):
-    return dict(os.environ, TF_CONFIG=json.dumps(tf_config(
-        self.spec, task_type, index, self.args.trainer_args)),
-                PYTHONPATH=os.pathsep.join(  # trainer/, even uninstalled
-                    filter(None, (ROOT, os.environ.get('PYTHONPATH')))))
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('TF_CONFIG', 'CLUSTER_SPEC')}
+    env['PYTHONPATH'] = os.pathsep.join(  # trainer/, even uninstalled
+        filter(None, (ROOT, os.environ.get('PYTHONPATH'))))
+    if self.args.vertex:
+      env['CLUSTER_SPEC'] = json.dumps(cluster_spec_env(
+          self.spec, task_type, index, self.evaluator_address))
+    else:
+      spec, task_type = renamed(self.spec, task_type,
+                                'master' if self.args.master else 'chief')
+      env['TF_CONFIG'] = json.dumps(tf_config(spec, task_type, index,
+                                              self.args.trainer_args))
+    return env
 
   def validate(self):
     """The trainer's one-line error for the flags, data or job dir, or None.
@@ -159,9 +198,10 @@ class Cluster:
       name = f'{task_type}-{index}'
       env = self._env(task_type, index)
       path = os.path.join(self.args.logs_dir, f'{name}.log')
+      variable = 'CLUSTER_SPEC' if self.args.vertex else 'TF_CONFIG'
       with open(path, 'a') as log:
         log.write(f'--- {time.strftime("%Y-%m-%d %H:%M:%S")} {name} '
-                  f'TF_CONFIG={env["TF_CONFIG"]}\n')
+                  f'{variable}={env[variable]}\n')
         log.flush()
         self.procs[name] = subprocess.Popen(
             [self.args.python, '-m', 'trainer.task', *self.args.trainer_args],

@@ -61,6 +61,96 @@ def test_roles_in_a_cluster():
                                 'task': {'type': 'worker', 'index': 1}}
 
 
+CPU = ['/device:CPU:0']
+GPUS = [f'/device:GPU:{i}' for i in range(4)]
+
+
+@pytest.mark.parametrize('spec, task, devices, strategy', [
+    (None, None, CPU, 'none'),
+    (None, None, GPUS, 'mirrored'),
+    ({'chief': ['h:1'], 'evaluator': ['h:2']}, 'chief', GPUS, 'mirrored'),
+    ({'chief': ['h:1'], 'worker': ['h:2', 'h:3']}, 'worker', CPU,
+     'multiworker'),
+    ({'master': ['h:1'], 'worker': ['h:2']}, 'master', GPUS, 'multiworker'),
+    ({'chief': ['h:1'], 'worker': ['h:2'], 'evaluator': ['h:3']},
+     'evaluator', CPU, 'multiworker'),
+    (CLUSTER, 'chief', GPUS, 'ps'),
+    ({'chief': ['h:1'], 'ps': ['h:2']}, 'ps', CPU, 'ps'),
+])
+def test_auto_chooses_from_where_the_job_runs(spec, task, devices, strategy):
+  here = cluster.Role() if spec is None else role(task, spec=spec)
+  assert cluster.choose('auto', here, devices) == strategy
+  assert cluster.choose(strategy, here, devices) == strategy
+
+
+@pytest.mark.parametrize('spec, forced', [
+    (None, 'multiworker'), (None, 'ps'),
+    ({'chief': ['h:1'], 'worker': ['h:2']}, 'none'),
+    ({'chief': ['h:1'], 'worker': ['h:2']}, 'mirrored'),
+    ({'chief': ['h:1'], 'worker': ['h:2']}, 'ps'),
+    (CLUSTER, 'multiworker'), (CLUSTER, 'mirrored'), (CLUSTER, 'none'),
+])
+def test_a_forced_strategy_that_cannot_run_here_is_refused(spec, forced):
+  here = cluster.Role() if spec is None else role('chief', spec=spec)
+  with pytest.raises(cluster.UsageError, match=(
+      f'^--distribute {forced} cannot run here: .*; drop --distribute '
+      r'\(auto chooses \w+ here\) or change TF_CONFIG$')):
+    cluster.choose(forced, here, CPU)
+
+
+def test_one_machine_may_force_none_or_mirrored():
+  assert cluster.choose('none', cluster.Role(), GPUS) == 'none'
+  assert cluster.choose('mirrored', cluster.Role(), CPU) == 'mirrored'
+
+
+def test_a_master_is_renamed_chief():
+  """TensorFlow turns a strategy off when it sees `master` (#32081)."""
+  spec = {'master': ['h:1'], 'worker': ['h:2']}
+  master, worker = role('master', spec=spec), role('worker', spec=spec)
+  assert master.task_type == 'chief' and master.is_chief
+  assert worker.tf_config() == {'cluster': {'chief': ['h:1'],
+                                            'worker': ['h:2']},
+                                'task': {'type': 'worker', 'index': 0}}
+
+
+def test_the_evaluator_is_left_out_of_the_cluster_tensorflow_sees():
+  spec = {'chief': ['h:1'], 'worker': ['h:2'], 'evaluator': ['h:3']}
+  assert 'evaluator' not in role('worker', spec=spec).tf_config()['cluster']
+  alone = role('chief', spec={'chief': ['h:1'], 'evaluator': ['h:3']})
+  assert alone == cluster.Role(), 'a chief and an evaluator: trains locally'
+
+
+def test_vertex_cluster_spec_pools_without_tf_config():
+  pools = {f'workerpool{i}': [f'h:{i}'] for i in range(4)}
+  def pool(number):
+    return cluster.from_environment({'CLUSTER_SPEC': json.dumps({
+        'cluster': pools, 'task': {'type': f'workerpool{number}', 'index': 0,
+                                   'trial': '3'}, 'environment': 'cloud'})})
+  assert [pool(i).task_type for i in range(4)] == [
+      'chief', 'worker', 'ps', 'evaluator']
+  assert pool(1).cluster == {'chief': ('h:0',), 'worker': ('h:1',),
+                             'ps': ('h:2',), 'evaluator': ('h:3',)}
+  assert cluster.choose('auto', pool(0), CPU) == 'ps'
+  with pytest.raises(cluster.UsageError, match='^CLUSTER_SPEC names pool '
+                     "'workerpool7'; Vertex AI pools are workerpool0-3"):
+    cluster.from_environment({'CLUSTER_SPEC': json.dumps({
+        'cluster': {'workerpool7': ['h:1'], 'workerpool0': ['h:0']},
+        'task': {'type': 'workerpool0', 'index': 0}})})
+
+
+def test_start_lines_say_how_each_task_takes_part():
+  spec = {'chief': ['h:1'], 'worker': ['h:2', 'h:3']}
+  assert cluster.describe('multiworker', role('worker', 1, spec), CPU) == (
+      'worker 1: replica 3 of 3, synchronous (multiworker)')
+  assert cluster.describe('ps', role('worker', 1), CPU) == (
+      'worker 1: task 3 of 3, asynchronous (parameter servers)')
+  assert cluster.describe('mirrored', cluster.Role(), GPUS) == (
+      'training on 4 GPUs, mirrored')
+  assert cluster.describe('none', cluster.Role(), CPU) == (
+      'training on 1 device')
+  assert cluster.replicas('multiworker', role('chief', spec=spec), GPUS) == 12
+
+
 def test_run_config_sees_no_cluster_for_a_lone_chief(monkeypatch):
   tf_config = json.dumps({'cluster': {'chief': ['host:2222']},
                           'task': {'type': 'chief', 'index': 0}})

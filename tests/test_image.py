@@ -2,11 +2,12 @@
 
 - The image (Vertex AI): a TensorFlow 2.15.0 venv standing for the base
   image, the Dockerfile's own steps (tests/rehearsal.py), `pip check`, then
-  its ENTRYPOINT as the three pools of a Vertex AI tuning trial (chief,
-  worker, parameter server) with the environment Vertex AI sets, against the
-  Cloud Storage emulator: it trains, evaluates, exports to AIP_MODEL_DIR,
-  reports the metric, leaves its event files in AIP_TENSORBOARD_LOG_DIR,
-  and a second start resumes.
+  its ENTRYPOINT as the two pools of a Vertex AI tuning trial (chief and
+  worker, no parameter server: the multi-worker GPU shape, which trains in
+  sync) with the environment Vertex AI sets, against the Cloud Storage
+  emulator: it trains to exactly its step, evaluates, exports to
+  AIP_MODEL_DIR, reports the metric, leaves its event files in
+  AIP_TENSORBOARD_LOG_DIR, and a second start resumes.
 - The package (legacy AI Platform): the sdist gcloud builds, pip-installed
   with dependency resolution into a TensorFlow 2.15.0 venv, then run as a
   tuning trial of AI Platform.
@@ -83,7 +84,7 @@ def test_the_image_install_is_consistent_and_locked(image):
 
 def vertex_environment(base, pools, pool, metric_file):
   """What Vertex AI sets for task `pool` of a tuning trial's worker pools."""
-  roles = ('chief', 'worker', 'ps')
+  roles = ('chief', 'worker', 'ps', 'evaluator')
   task = {'type': roles[pool], 'index': 0, 'trial': TRIAL}
   return {
       'AIP_CHECKPOINT_DIR': f'{base}/{TRIAL}/checkpoints/',
@@ -107,18 +108,18 @@ def vertex_environment(base, pools, pool, metric_file):
 
 def start_job(image, gcs, args, base, log_dir):
   """One start of the job: every pool's container; the chief's output."""
-  pools = [f'127.0.0.1:{free_port()}' for _ in range(3)]
+  pools = [f'127.0.0.1:{free_port()}' for _ in range(2)]
   metric_file = log_dir / 'hypertune' / 'output.metrics'
   with contextlib.ExitStack() as stack:
     tasks = []
-    for pool in (2, 1, 0):  # parameter server first, chief last
+    for pool in (1, 0):  # the chief last
       env = dict(image['env'], **gcs.env, **vertex_environment(
           base, pools, pool, metric_file))
       log = stack.enter_context(open(log_dir / f'pool{pool}.log', 'w'))
       tasks.append(stack.enter_context(_stopped_at_exit(subprocess.Popen(
           image['entrypoint'] + args, cwd=image['workdir'], env=env,
           stdout=log if pool else subprocess.PIPE, stderr=log, text=True))))
-    ps, worker, chief = tasks
+    worker, chief = tasks
     output, _ = chief.communicate(timeout=300)
     assert chief.returncode == 0, (log_dir / 'pool0.log').read_text()[-3000:]
     assert worker.wait(timeout=120) == 0, (
@@ -159,8 +160,8 @@ def vertex_trial(image, gcs, mnist_dir):
 def test_the_image_trains_evaluates_exports_and_reports(gcs, vertex_trial):
   base, ((results, reported), _) = vertex_trial
   prefix = base[len(f'gs://{BUCKET}/'):] + f'/{TRIAL}'
-  # Parameter-server training is asynchronous: the step may pass the target.
-  assert results['global_step'] >= 20 and results['trial'] == TRIAL
+  assert results['global_step'] == 20 and results['trial'] == TRIAL
+  assert results['strategy'] == 'multiworker' and results['replicas'] == 2
   assert results['job_dir'] == f'{base}/{TRIAL}/checkpoints/'
   assert results['config']['dropout'] == [0.2, 0.2]
   found = names(gcs, prefix + '/')
@@ -184,7 +185,7 @@ def test_vertex_tensorboard_gets_the_event_files(gcs, vertex_trial):
 def test_a_second_start_of_the_image_resumes(gcs, vertex_trial):
   base, ((first, _), (results, reported)) = vertex_trial
   assert results['resumed_from_step'] == first['global_step']
-  assert results['global_step'] >= 40
+  assert results['global_step'] == 40
   assert reported[-1]['global_step'] == str(results['global_step'])
   prefix = base[len(f'gs://{BUCKET}/'):] + f'/{TRIAL}/checkpoints'
   assert (f'{prefix}/model.ckpt-{results["global_step"]}.index' in

@@ -224,7 +224,8 @@ def test_cli_ends_at_exactly_train_steps_and_reports_speed(tmp_path,
 
 def test_cli_refuses_several_steps_in_a_cluster(tmp_path, mnist_dir):
   tf_config = ('{"cluster": {"chief": ["127.0.0.1:1"], "worker": '
-               '["127.0.0.1:2"]}, "task": {"type": "chief", "index": 0}}')
+               '["127.0.0.1:2"], "ps": ["127.0.0.1:3"]}, "task": {"type": '
+               '"chief", "index": 0}}')
   result = processes.run([
       *processes.TASK, '--model-type', 'custom', '--data-dir', mnist_dir,
       '--job-dir', str(tmp_path / 'job'), '--steps-per-run', '5'],

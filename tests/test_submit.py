@@ -179,6 +179,33 @@ def test_vertex_job_spec_is_filled_in(fake_tools, tmp_path, tuning):
   assert ('studySpec' in spec) == tuning
 
 
+def test_vertex_multi_worker_gpu_pool(fake_tools, tmp_path):
+  """A chief and 3 workers, one GPU each, no parameter servers: the shape
+  whose TF_CONFIG makes --distribute auto train in sync (multiworker)."""
+  env, calls = fake_tools
+  ok(script('submit_vertex.py', '--job-name', 'mnist_3', '--workers', '3',
+            '--spec-out', str(tmp_path / 'spec.yaml'), '--',
+            '--data-dir', 'gs://my-bkt/mnist',
+            env=dict(env, BUCKET='my-bkt', REGION='us-central1',
+                     IMAGE_URI=IMAGE)))
+  call, = calls()
+  assert call['argv'][:3] == ['ai', 'custom-jobs', 'create']
+  chief, workers = yaml.safe_load(call['config'])['workerPoolSpecs']
+  assert (chief['replicaCount'], workers['replicaCount']) == (1, 3)
+  for pool in (chief, workers):
+    assert pool['machineSpec']['acceleratorCount'] == 1
+    assert pool['containerSpec'] == {
+        'imageUri': IMAGE, 'args': ['--data-dir', 'gs://my-bkt/mnist']}
+  refused = script('submit_vertex.py', '--workers', '2', '--spec',
+                   os.path.join(ROOT, 'configs', 'vertex', 'multi-worker.yaml'),
+                   '--workers', '0', env=dict(env, BUCKET='my-bkt', REGION='r',
+                                              IMAGE_URI=IMAGE))
+  assert refused.returncode == 1
+  assert refused.stderr.strip() == ('error: --workers 0: give 1 or more '
+                                    'workers, and not with --tuning (its spec '
+                                    'names its own pools)')
+
+
 def test_vertex_dry_run_prints_a_command_that_works_when_pasted(tmp_path):
   spec_out = tmp_path / 'specs' / 'job.yaml'
   result = ok(script('submit_vertex.py', '--dry-run', '--image-uri', IMAGE,

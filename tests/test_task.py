@@ -224,7 +224,23 @@ def test_bad_flags_fail_with_one_line_and_touch_nothing(
      'TF_CONFIG cluster has 0 chief/master tasks; it needs exactly one'),
     ('{"cluster": {"chief": ["127.0.0.1:1"], "worker": ["127.0.0.1:2"]}, '
      '"task": {"type": "chief", "index": 0}}', ['--distribute', 'mirrored'],
-     '--distribute mirrored uses the devices of one machine'),
+     '--distribute mirrored cannot run here: TF_CONFIG names a chief and '
+     'workers without parameter servers (1 chief, 1 worker); drop '
+     '--distribute (auto chooses multiworker here) or change TF_CONFIG'),
+    ('{"cluster": {"master": ["127.0.0.1:1"], "worker": ["127.0.0.1:2"]}, '
+     '"task": {"type": "worker", "index": 0}}', ['--distribute', 'ps'],
+     '--distribute ps cannot run here: TF_CONFIG names a chief and workers'),
+    ('{"cluster": {"chief": ["127.0.0.1:1"], "worker": ["127.0.0.1:2"], '
+     '"ps": ["127.0.0.1:3"]}, "task": {"type": "worker", "index": 0}}',
+     ['--distribute', 'multiworker'], '--distribute multiworker cannot run '
+     'here: TF_CONFIG names parameter servers (1 chief, 1 ps, 1 worker); '
+     'drop --distribute (auto chooses ps here)'),
+    ('', ['--distribute', 'multiworker'], '--distribute multiworker cannot '
+     'run here: no TF_CONFIG cluster: this task trains alone'),
+    ('{"cluster": {"chief": ["127.0.0.1:1"], "worker": ["127.0.0.1:2"]}, '
+     '"task": {"type": "chief", "index": 0}}', ['--steps-per-run', '5'],
+     '--steps-per-run=5 is not supported with --distribute multiworker, '
+     'which --distribute auto chooses here; drop --steps-per-run'),
 ])
 def test_bad_tf_config_fails_with_one_line_and_touches_nothing(
     main_in_process, first_run, mnist_dir, tf_config, args, message):
@@ -384,6 +400,8 @@ def test_help_lists_hyphenated_flags_and_exits_0():
   assert '  --job-dir\n' in result.stdout
   assert '  --[no]batch-norm\n' in result.stdout
   assert '  --checkpoint-steps\n' in result.stdout
+  assert 'would cost more than 2% of training' in ' '.join(
+      result.stdout.split()), 'the checkpoint rule'
   assert '--job_dir' not in result.stdout and '--train_steps' not in (
       result.stdout)
   # Per-model defaults come from config.MODEL_DEFAULTS, not restated.

@@ -22,7 +22,8 @@ MODEL_TYPES = ('premade', 'custom', 'keras')
 PER_LAYER_DROPOUT_MODELS = ('custom', 'keras')
 # Model types with dropout on the input pixels (--input-dropout).
 INPUT_DROPOUT_MODELS = ('custom', 'keras')
-DISTRIBUTE = ('none', 'mirrored')
+# --distribute; trainer.cluster resolves auto where the job runs.
+DISTRIBUTE = ('auto', 'none', 'mirrored', 'multiworker', 'ps')
 # Names only: trainer.model maps them to TensorFlow's optimizers and
 # functions, so that this value object needs no TensorFlow.
 OPTIMIZERS = ('adam', 'adagrad', 'sgd', 'rmsprop')
@@ -58,6 +59,12 @@ def describe_defaults(name, model_types=MODEL_TYPES):
 # The other model types, and the custom model where K > 1 is not
 # supported, take 1.
 EXAMPLES_PER_RUN = 5120
+
+# Checkpoints: the most of training time that saving should take, and so the
+# least gap between two saves caused by a step count, in save durations
+# (trainer/checkpoints.py times each save).
+SAVE_BUDGET = 0.02
+SAVE_BUDGET_FACTOR = round(1 / SAVE_BUDGET)
 
 
 # What a setting is for, which decides where a changed value is allowed:
@@ -140,31 +147,47 @@ class Config:
   seed: int = _setting(42, 'learned',
                        'Seed for weights, dropout and shuffling.')
   checkpoint_secs: int = _setting(
-      60, 'operational', 'Most seconds between checkpoints.', positive=True)
+      60, 'operational', 'Most seconds between checkpoints: a kill loses at '
+      'most this much training.', positive=True)
   checkpoint_steps: int = _setting(
-      1000, 'operational', 'Most steps between checkpoints: one is saved '
-      'after this many steps or --checkpoint-secs, whichever ends first.',
+      1000, 'operational', 'Steps between checkpoints, unless saving them '
+      f'that often would cost more than {SAVE_BUDGET:.0%} of training: each '
+      'save is timed, and a step count saves no sooner than '
+      f'{SAVE_BUDGET_FACTOR} times the recent saves\' duration after the '
+      'previous one. --checkpoint-secs bounds the gap in any case.',
       positive=True)
   eval_secs: int = _setting(
       60, 'operational', 'Least seconds between evaluations; one runs at a '
       'checkpoint once this much time has passed, and always at the end.')
   keep_checkpoints: int = _setting(
       3, 'operational', 'Newest checkpoints to keep.', positive=True)
+  lost_task_secs: int = _setting(
+      600, 'operational', 'In a TF_CONFIG cluster, a task exits with status '
+      '1 once a task it needs has refused connections this long (TensorFlow '
+      'alone would wait hours); a platform restarting the lost one sooner '
+      'keeps the job going.', positive=True)
   log_every_steps: int = _setting(
       500, 'operational', 'Steps between progress lines.', positive=True)
   summary_steps: int = _setting(
       100, 'operational', 'Steps between training-loss summaries.',
       flag=False, positive=True)
-  distribute: str = _setting(
-      'none', 'operational', 'none: one device, or the parameter-server '
-      'cluster that TF_CONFIG describes; mirrored: every GPU of this machine '
-      '(MirroredStrategy; one device where there is none).')
+  distribute: str = _setting(  # resolved by with_strategy
+      'auto', 'operational',
+      'How to train on several devices or tasks. auto: ps when TF_CONFIG '
+      'names parameter servers; multiworker for a chief and workers without '
+      'them; mirrored on one machine with several GPUs; else none. none: one '
+      'device; mirrored: every GPU of this machine (MirroredStrategy); '
+      'multiworker: synchronous all-reduce between the chief and workers '
+      '(MultiWorkerMirroredStrategy); ps: asynchronous parameter servers. '
+      'With mirrored and multiworker, --batch-size is the global batch, '
+      'shared by the replicas. A choice that cannot run where the job runs '
+      'is refused (docs/distributed.md).')
   steps_per_run: Optional[int] = _setting(  # None: with_steps_per_run decides
       None, 'operational', 'Optimizer steps per Session.run, for speed; the '
       'model is the same. Default: for the custom model, '
       f'{EXAMPLES_PER_RUN} examples per run (20 steps at --batch-size 256), '
-      'at most --log-every-steps; 1 for premade, keras, --distribute '
-      'mirrored and TF_CONFIG clusters. Progress lines, loss summaries and '
+      'at most --log-every-steps; 1 for premade, keras, several devices and '
+      'TF_CONFIG clusters (where more is refused). Progress lines, loss summaries and '
       'checkpoints may then fall on a multiple of it; the run still ends at '
       'exactly --train-steps.')
 
@@ -195,6 +218,16 @@ class Config:
     steps = math.ceil(self.num_epochs * train_size / self.batch_size)
     return dataclasses.replace(self, train_steps=max(1, steps))
 
+  def with_strategy(self, strategy):
+    """--distribute resolved to what this task runs (trainer.cluster.choose)."""
+    k = self.steps_per_run or 1
+    if self.distribute == 'auto' and k > 1 and strategy in ('mirrored',
+                                                            'multiworker'):
+      raise UsageError(f'--steps-per-run={k} is not supported with '
+                       f'--distribute {strategy}, which --distribute auto '
+                       'chooses here; drop --steps-per-run')
+    return dataclasses.replace(self, distribute=strategy)
+
   def with_steps_per_run(self, in_cluster):
     """Resolves the default --steps-per-run now that the role is known."""
     if in_cluster and (self.steps_per_run or 1) > 1:
@@ -203,8 +236,8 @@ class Config:
                        'the global step; drop --steps-per-run or TF_CONFIG')
     if self.steps_per_run is not None:
       return self
-    several = (self.model_type == 'custom' and self.distribute == 'none' and
-               not in_cluster)
+    several = (self.model_type == 'custom' and not in_cluster and
+               self.distribute in ('none', 'auto'))
     # At most one run between progress lines, so none is skipped.
     auto = min(EXAMPLES_PER_RUN // self.batch_size, self.log_every_steps)
     return dataclasses.replace(self,
@@ -282,7 +315,7 @@ def _check_steps_per_run(cfg):
     raise UsageError(f'--steps-per-run={k} is supported by --model-type='
                      f'custom only: the {cfg.model_type} model function runs '
                      'one step per Session.run; drop --steps-per-run')
-  if cfg.distribute != 'none':
+  if cfg.distribute in ('mirrored', 'multiworker'):  # ps: with_steps_per_run
     raise UsageError(f'--steps-per-run={k} is not supported with '
                      f'--distribute {cfg.distribute}; drop one of them')
 

@@ -47,33 +47,67 @@ def train_input_fn(split, batch_size, seed, scale_inputs=True,
   """Shuffled batches, a fresh order each epoch, repeating `num_epochs` times.
 
   The order depends only on (seed, shard, epoch), so a run is reproducible.
-  `shard` = (index, count) gives each replica of a cluster its own order.
-  With steps_per_run K > 1, each element is K consecutive batches of that
-  order, stacked ([K, batch_size, 784]); an epoch's partial last batch is
-  padded with PAD_LABEL rows.
+  `shard` = (index, count) gives each replica of an asynchronous cluster its
+  own order. With steps_per_run K > 1, each element is K consecutive batches
+  of that order, stacked ([K, batch_size, 784]); an epoch's partial last
+  batch is padded with PAD_LABEL rows.
+
+  Under a tf.distribute strategy (the Estimator passes `input_context`),
+  batch_size is the global batch of all replicas in sync: see _replica_slices.
   """
   index, count = shard
 
-  def epoch_batches(whole, epoch):
+  def epoch_batches(whole, epoch, replicas):
     images, labels = whole
     key = tf.stack([tf.cast(seed, tf.int64) * count + index, epoch])
     order = tf.random.experimental.stateless_shuffle(
         tf.range(split.size), seed=key)
-    return tf.data.Dataset.from_tensor_slices(order).batch(batch_size).map(
-        lambda i: (tf.gather(images, i), tf.gather(labels, i)))
+    batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+    if replicas:
+      batches = _replica_slices(batches, *replicas)
+    return batches.map(lambda i: (tf.gather(images, i), tf.gather(labels, i)))
 
-  def input_fn():
+  def input_fn(input_context=None):
+    replicas = _replicas(input_context)
+    if replicas:
+      index, count = 0, 1  # in sync, every replica draws the same order
     epochs = (tf.data.Dataset.counter() if num_epochs is None
               else tf.data.Dataset.range(num_epochs))
     whole = _whole_split(split).cache()
     batches = tf.data.Dataset.zip((whole.repeat(), epochs)).flat_map(
-        epoch_batches)
+        lambda whole, epoch: epoch_batches(whole, epoch, replicas))
     if steps_per_run > 1:
       return _to_features(_stacked(batches, batch_size, steps_per_run),
                           scale_inputs)
     return _to_features(batches, scale_inputs)
 
   return input_fn
+
+
+def _replicas(input_context):
+  """(first, local, total) replicas of this input pipeline, or None."""
+  if input_context is None or input_context.num_replicas_in_sync <= 1:
+    return None
+  total = input_context.num_replicas_in_sync
+  local = total // input_context.num_input_pipelines
+  return input_context.input_pipeline_id * local, local, total
+
+
+def _replica_slices(batches, first, local, total):
+  """Each global batch of indices as this pipeline's replicas' slices.
+
+  Every replica of a synchronous job shuffles alike, so global batch s is
+  the batch one device would train at step s; replica r takes its r-th
+  slice, and a pipeline yields the slices of its `local` replicas in turn,
+  which is how a strategy hands elements to its devices. So N replicas
+  train on exactly one device's examples. An epoch's last batch, when it has
+  fewer rows than replicas, is dropped (no replica may get an empty slice).
+  """
+  def slices(indices):
+    rows = tf.cast(tf.size(indices), tf.int64)
+    return tf.data.Dataset.range(first, first + local).map(
+        lambda r: indices[r * rows // total:(r + 1) * rows // total])
+  return batches.filter(lambda i: tf.size(i) >= total).flat_map(slices)
 
 
 def eval_input_fn(split, batch_size, scale_inputs=True):

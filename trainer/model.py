@@ -88,12 +88,28 @@ def _serving_predictions(model_fn, to_predictions):
   """
   def wrapped(features, labels, mode, config):
     spec = model_fn(features, labels, mode, config)
+    if mode == tf.estimator.ModeKeys.TRAIN:
+      return _batch_mean_loss(spec)
     if mode != tf.estimator.ModeKeys.PREDICT:
       return spec
     predictions = to_predictions(spec.predictions)
     return spec._replace(predictions=predictions,
                          export_outputs=_export_outputs(predictions))
   return wrapped
+
+
+def _batch_mean_loss(spec):
+  """The spec with its loss this replica's share of the batch mean.
+
+  A strategy sums the replicas' losses for the progress lines and summaries,
+  and the canned and Keras model functions report each replica's own mean
+  (they scale only the loss they train on); shared out, the sum is the mean
+  of the global batch, as on one device. The train op is already built.
+  """
+  replicas = tf.distribute.get_strategy().num_replicas_in_sync
+  if replicas == 1:
+    return spec
+  return spec._replace(loss=spec.loss / replicas)
 
 
 def _predictions(logits):
@@ -174,9 +190,11 @@ def _train_step(cfg, network):
   replicas = tf.distribute.get_strategy().num_replicas_in_sync
 
   def train_step(x, labels):
-    loss = _loss(labels, network(x, step=global_step.read_value()))
+    # This replica's share of the batch mean: the strategy sums the shares
+    # (gradients and the loss the Estimator reports).
+    loss = _loss(labels, network(x, step=global_step.read_value())) / replicas
     variables = [w for layer in network.layers for w in layer.trainable_weights]
-    return loss, optimizer.get_updates(loss / replicas, variables)[0]
+    return loss, optimizer.get_updates(loss, variables)[0]
   return train_step
 
 

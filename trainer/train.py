@@ -8,6 +8,11 @@ workers and parameter servers share one, as train_and_evaluate serves both):
 the chief (or a local run) trains, evaluates the final checkpoint, exports
 and writes results.json; a worker trains; a ps serves the variables; an
 evaluator evaluates new checkpoints for TensorBoard.
+
+With MultiWorkerMirroredStrategy (--distribute multiworker) the Estimator
+can only train_and_evaluate, and evaluates only on an evaluator listed in
+the cluster; so the chief evaluates and exports the final checkpoint itself,
+with a second estimator of the same model and no strategy.
 """
 
 import dataclasses
@@ -27,7 +32,9 @@ from trainer import errors
 from trainer import export
 from trainer import inputs
 from trainer import jobdir
+from trainer import laststep
 from trainer import model
+from trainer import peers
 from trainer import preemption
 from trainer import progress
 from trainer import tensorboard
@@ -41,9 +48,11 @@ class _Job:
   cfg: config_lib.Config
   role: cluster.Role
   mnist: data.Mnist
-  estimator: tf.estimator.Estimator
+  estimator: tf.estimator.Estimator  # trains (train_and_evaluate)
+  evaluating: tf.estimator.Estimator  # evaluates and exports
   start_step: int
   started: float  # time.time() when run() began
+  replicas: int  # that train in step (see cluster.replicas)
 
   @property
   def done(self):
@@ -56,19 +65,15 @@ class _Job:
 def estimator_config(cfg, role=None):
   """The tf.estimator.RunConfig of cfg for role (default: a local run)."""
   role = role or cluster.Role()
-  strategy = None
-  if cfg.distribute == 'mirrored':
-    if not role.is_local:
-      raise errors.UsageError(
-          '--distribute mirrored uses the devices of one machine, but '
-          f'TF_CONFIG makes this {role.name} of a cluster that trains with '
-          'parameter servers; drop --distribute or TF_CONFIG')
-    strategy = tf.distribute.MirroredStrategy()
-    if cfg.batch_size % strategy.num_replicas_in_sync:
-      raise errors.UsageError(
-          f'--batch-size={cfg.batch_size} must be a multiple of the '
-          f'{strategy.num_replicas_in_sync} devices --distribute mirrored '
-          'uses here: each device takes an equal share of a batch')
+  name = cfg.distribute
+  if name == 'auto':
+    name = cluster.choose(name, role, cluster.local_devices())
+  strategy = _strategy(name, role)
+  if strategy and cfg.batch_size % strategy.num_replicas_in_sync:
+    raise errors.UsageError(
+        f'--batch-size={cfg.batch_size} must be a multiple of the '
+        f'{strategy.num_replicas_in_sync} replicas --distribute {name} '
+        'trains here: each takes an equal share of a batch')
   return cluster.run_config(
       role,
       model_dir=cfg.job_dir,
@@ -78,6 +83,25 @@ def estimator_config(cfg, role=None):
       log_step_count_steps=cfg.log_every_steps,
       save_summary_steps=cfg.summary_steps,
       train_distribute=strategy)
+
+
+def _strategy(name, role):
+  """The tf.distribute strategy of --distribute `name`; None for none and
+  ps (the Estimator places variables on parameter servers itself)."""
+  if name == 'mirrored':
+    devices = cluster.local_devices()
+    # On logical CPU devices the default all-reduce hangs at the first step
+    # (TF 2.15, graph mode); GPUs keep the default (NCCL).
+    cpus = not any('GPU' in d for d in devices)
+    return tf.distribute.MirroredStrategy(
+        devices=devices,
+        cross_device_ops=tf.distribute.ReductionToOneDevice() if cpus else None)
+  if name == 'multiworker':
+    # Built eagerly, the strategy fails to pickle (tensorflow#46556).
+    tf.compat.v1.disable_eager_execution()
+    with cluster.shown_to_tensorflow(role):
+      return tf.distribute.experimental.MultiWorkerMirroredStrategy()
+  return None
 
 
 def run(cfg, role=None, validate_only=False):
@@ -91,6 +115,8 @@ def run(cfg, role=None, validate_only=False):
   if validate_only:
     say(f'ok: the flags, data and job dir are valid; next: {_plan(job)}')
     return None
+  say(cluster.describe(job.cfg.distribute, job.role,
+                       cluster.local_devices()))
   with tensorboard.synced(job.cfg.job_dir,
                           active=job.role.is_chief or job.role.is_evaluator):
     return _PARTS[_part_name(job.role)](job)
@@ -98,18 +124,30 @@ def run(cfg, role=None, validate_only=False):
 
 def _prepare(cfg, role, validate_only, started):
   """The checks every role makes before it trains, and what they build."""
-  cfg = cfg.with_steps_per_run(in_cluster=not role.is_local)
+  devices = cluster.local_devices()
+  strategy = cluster.choose(cfg.distribute, role, devices)
+  cfg = cfg.with_strategy(strategy).with_steps_per_run(
+      in_cluster=not role.is_local)
   cloud.check_bucket(cfg.job_dir)
   mnist = data.load(data.resolve_data_dir(cfg.data_dir))
   cfg = cfg.with_train_steps(mnist.train.size)
   jobdir.prepare(cfg)
-  estimator = model.build_estimator(cfg, estimator_config(cfg, role))
+  if strategy == 'multiworker':
+    # Evaluates and exports on this task alone: no strategy, no cluster.
+    evaluating = model.build_estimator(
+        cfg, estimator_config(dataclasses.replace(cfg, distribute='none')))
+    estimator = (model.build_estimator(cfg, estimator_config(cfg, role))
+                 if role.trains and not validate_only else evaluating)
+  else:
+    estimator = evaluating = model.build_estimator(
+        cfg, estimator_config(cfg, role))
   if role.is_chief or validate_only:
     # Other tasks of a cluster leave the checkpoints to the chief (they may
     # rotate while another task reads them).
-    jobdir.check_checkpoint_fits(cfg.job_dir, estimator)
-  return _Job(cfg, role, mnist, estimator, jobdir.global_step(cfg.job_dir),
-              started)
+    jobdir.check_checkpoint_fits(cfg.job_dir, evaluating)
+  return _Job(cfg, role, mnist, estimator, evaluating,
+              jobdir.global_step(cfg.job_dir), started,
+              cluster.replicas(strategy, role, devices))
 
 
 def _part_name(role):
@@ -152,7 +190,8 @@ def _run_worker_or_ps(job):
 def _run_evaluator(job):
   """An evaluator evaluates each new checkpoint, for TensorBoard."""
   if not job.done:
-    _evaluate_new_checkpoints(job)
+    with _watching_peers(job):
+      _evaluate_new_checkpoints(job)
   return _leave_to_chief(job)
 
 
@@ -199,6 +238,8 @@ def _results(job, metrics, speed):
   cfg = job.cfg
   return {
       'model_type': cfg.model_type,
+      'strategy': cfg.distribute,
+      'replicas': job.replicas,
       'global_step': int(metrics['global_step']),
       'resumed_from_step': job.start_step,
       'accuracy': float(metrics['accuracy']),
@@ -231,13 +272,12 @@ def _train_and_evaluate(job, speed):
   logging.info('%s: %s %s model to step %d in %s', role.name,
                'training' if role.trains else 'serving the variables of a',
                cfg.model_type, cfg.train_steps, cfg.job_dir)
-  strategy = estimator.config.train_distribute
-  # Each device of a strategy takes its own share of --batch-size.
-  batch_size = cfg.batch_size // (strategy.num_replicas_in_sync if strategy
-                                  else 1)
-  with preemption.StopOnSigterm(active=role.is_chief) as stop:
+  # Under a strategy, the input_fn gives each replica its share of the
+  # global batch; with ps each task trains whole batches.
+  with preemption.StopOnSigterm(active=role.is_chief) as stop, (
+      cluster.shown_to_tensorflow(role)), _watching_peers(job) as peer_watch:
     train_spec = tf.estimator.TrainSpec(
-        inputs.train_input_fn(job.mnist.train, batch_size, cfg.seed,
+        inputs.train_input_fn(job.mnist.train, cfg.batch_size, cfg.seed,
                               cfg.scale_inputs, shard=role.shard,
                               steps_per_run=cfg.steps_per_run),
         max_steps=cfg.train_steps,
@@ -246,7 +286,9 @@ def _train_and_evaluate(job, speed):
                                      cfg.log_every_steps, cfg.steps_per_run)] +
         ([checkpoints.saver_hook(cfg.job_dir, cfg.checkpoint_secs,
                                  cfg.checkpoint_steps, cfg.steps_per_run)]
-         if role.is_chief else []),
+         if role.is_chief else []) +
+        laststep.hooks(role, cfg.train_steps) +
+        [peer_watch.hook(cfg.train_steps)],
         saving_listeners=[stop.listener(), progress.PauseListener(speed)])
     eval_spec = tf.estimator.EvalSpec(
         job.eval_fn(), steps=None,
@@ -255,6 +297,14 @@ def _train_and_evaluate(job, speed):
     result = tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
     stop.check()
   return result[0] if result else None
+
+
+def _watching_peers(job):
+  """Ends this task if one it needs is lost (trainer/peers.py)."""
+  def finished():
+    results = jobdir.read_results(job.cfg.job_dir) or {}
+    return results.get('global_step', 0) >= job.cfg.train_steps
+  return peers.watching(job.role, job.cfg.lost_task_secs, finished)
 
 
 def _evaluate_new_checkpoints(job):
@@ -276,8 +326,8 @@ def _evaluate_new_checkpoints(job):
     due = last is None or time.monotonic() - last >= cfg.eval_secs
     if checkpoint and checkpoint != evaluated and (final or due):
       evaluated, last = checkpoint, time.monotonic()
-      metrics = job.estimator.evaluate(eval_fn, name=None,
-                                       checkpoint_path=checkpoint)
+      metrics = job.evaluating.evaluate(eval_fn, name=None,
+                                        checkpoint_path=checkpoint)
       logging.info('evaluator: step %d accuracy %.4f',
                    metrics['global_step'], metrics['accuracy'])
       if metrics['global_step'] >= cfg.train_steps:
@@ -292,7 +342,7 @@ def _step_of(checkpoint):
 
 def _evaluate_and_export(job, run_exporters):
   """Evaluates the newest checkpoint; exports it as train_and_evaluate does."""
-  cfg, estimator = job.cfg, job.estimator
+  cfg, estimator = job.cfg, job.evaluating
   checkpoint = estimator.latest_checkpoint()
   metrics = estimator.evaluate(job.eval_fn(), name=None,
                                checkpoint_path=checkpoint)

@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -111,3 +112,12 @@ def is_running(pid):
   except ProcessLookupError:
     return False
   return True
+
+
+def free_ports(count):
+  """`count` distinct free ports on 127.0.0.1, for hand-written TF_CONFIGs."""
+  with contextlib.ExitStack() as stack:
+    sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+    for s in sockets:
+      s.bind(('127.0.0.1', 0))
+    return [s.getsockname()[1] for s in sockets]

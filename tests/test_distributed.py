@@ -1,0 +1,161 @@
+"""Training on several replicas: logical CPU devices and multi-worker jobs.
+
+- MirroredStrategy over 2 and 3 logical CPU devices (a process of its own
+  splits its CPU: tests/support/logical_devices.py) trains on one device's global
+  batches: the same losses step by step, the same accuracy.
+- A chief and 2 workers without parameter servers (the usual Vertex AI GPU
+  pool) plus an evaluator, started by scripts/local_cluster.py, train in
+  sync with MultiWorkerMirroredStrategy to exactly the target step; every
+  worker logs its steps and exits 0; the chief exports once.
+- The same shape from hand-written TF_CONFIGs that call the chief `master`
+  (tensorflow#32081: the trainer renames it), with the keras model.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+from tests.support import processes
+
+SCRIPT = os.path.join(os.path.dirname(__file__), 'support', 'logical_devices.py')
+SMALL = {'hidden_units': [64, 32], 'batch_size': 48, 'steps_per_run': 1,
+         'eval_secs': 0, 'checkpoint_secs': 3600}
+# Measured on a 2-core VM (TF 2.15.1): the largest relative difference of a
+# step's loss between 1 and 2 devices over 30 steps was 1.5e-7.
+LOSS_RTOL = 1e-5
+
+
+def logical_devices(count, mnist_dir, tmp_path, *configs):
+  result = processes.run([sys.executable, SCRIPT, str(count), mnist_dir,
+                          str(tmp_path)] + [json.dumps(c) for c in configs])
+  assert result.returncode == 0, result.stderr[-3000:]
+  return json.loads(result.stdout.strip().splitlines()[-1]), result.stderr
+
+
+def test_mirrored_replicas_train_as_one_device(tmp_path, mnist_dir):
+  """No dropout: each step's loss is one device's, to float rounding."""
+  same = dict(SMALL, model_type='custom', train_steps=12, summary_steps=1,
+              dropout=[0.0], input_dropout=0.0)
+  (one, two, three), stderr = logical_devices(
+      3, mnist_dir, tmp_path, dict(same, distribute='none'),
+      dict(same, distribute='auto'),  # 3 devices here: auto mirrors
+      dict(same, distribute='mirrored'))
+  assert 'training on 3 CPU devices, mirrored' in stderr
+  assert [r['results']['strategy'] for r in (one, two, three)] == [
+      'none', 'mirrored', 'mirrored']
+  assert [r['results']['replicas'] for r in (one, two, three)] == [1, 3, 3]
+  steps = sorted(one['losses'])
+  assert len(steps) >= 10
+  for run in (two, three):
+    for step in steps:
+      assert run['losses'][step] == pytest.approx(one['losses'][step],
+                                                  rel=LOSS_RTOL), step
+
+
+def test_mirrored_accuracy_matches_one_device(tmp_path, mnist_dir):
+  """The premade model (its initial weights differ under a strategy: the
+  graph seed gives each op a seed by its place in the graph)."""
+  same = dict(SMALL, model_type='premade', train_steps=60)
+  (one, two), stderr = logical_devices(2, mnist_dir, tmp_path,
+                                       dict(same, distribute='none'),
+                                       dict(same, distribute='mirrored'))
+  assert two['results']['replicas'] == 2
+  # The progress lines show the global batch's mean loss, not the sum of
+  # the replicas' (twice as large): close to one device's at step 1.
+  first, mirrored = map(float, re.findall(r'step 1/60  loss (\S+)', stderr))
+  assert 0.8 < mirrored / first < 1.25, (first, mirrored)
+  accuracies = [r['results']['accuracy'] for r in (one, two)]
+  assert abs(accuracies[0] - accuracies[1]) <= 0.005, accuracies
+  assert min(accuracies) > 0.9
+
+
+TARGET = 60
+
+
+def exports(job_dir, name):
+  folder = os.path.join(job_dir, 'export', name)
+  return [d for d in os.listdir(folder)
+          if tf.saved_model.contains_saved_model(os.path.join(folder, d))]
+
+
+@pytest.fixture(scope='module')
+def multiworker(tmp_path_factory, mnist_dir):
+  """local_cluster.py --workers 2 --ps 0 --evaluator, to TARGET steps."""
+  job_dir = str(tmp_path_factory.mktemp('multiworker') / 'job')
+  result = processes.run([
+      *processes.LOCAL_CLUSTER, '--workers', '2', '--ps', '0', '--evaluator',
+      '--', '--data-dir', mnist_dir, '--job-dir', job_dir, '--train-steps',
+      str(TARGET), '--hidden-units', '64,32', '--batch-size', '48',
+      '--log-every-steps', '20', '--eval-secs', '0'])
+  logs = {}
+  for name in ('chief-0', 'worker-0', 'worker-1', 'evaluator-0'):
+    with open(os.path.join(job_dir, 'logs', f'{name}.log')) as f:
+      logs[name] = f.read()
+  return job_dir, result, logs
+
+
+def test_multiworker_ends_at_the_target_with_one_export(multiworker):
+  job_dir, result, logs = multiworker
+  results = processes.last_json(result)
+  assert results['global_step'] == TARGET
+  assert results['strategy'] == 'multiworker' and results['replicas'] == 3
+  assert results['accuracy'] > 0.9
+  assert processes.newest_step(job_dir) == TARGET
+  for name in ('latest', 'best'):
+    assert len(exports(job_dir, name)) == 1
+  assert logs['chief-0'].count('exporting step') == 1
+
+
+def test_every_worker_trains_in_sync_and_exits(multiworker):
+  _, result, logs = multiworker
+  assert 'chief 0: replica 1 of 3, synchronous (multiworker)' in logs[
+      'chief-0']
+  for index, name in enumerate(('worker-0', 'worker-1'), 2):
+    log = logs[name]
+    assert f'replica {index} of 3, synchronous (multiworker)' in log
+    assert re.findall(r'step (\d+)/60 ', log) == ['1', '20', '40', '60']
+    assert 'done; the chief reports the results' in log
+    assert 'exporting step' not in log
+  evaluated = re.findall(r'evaluator: step (\d+) accuracy', logs['evaluator-0'])
+  assert int(evaluated[-1]) == TARGET
+  pids = [int(p) for p in re.findall(r'\(pid (\d+)\)', result.stderr)]
+  assert len(pids) == 4 and not [p for p in pids if processes.is_running(p)]
+
+
+def test_hand_written_tf_configs_with_a_master_train_keras_in_sync(
+    tmp_path, mnist_dir):
+  ports = processes.free_ports(2)
+  cluster = {'master': [f'127.0.0.1:{ports[0]}'],
+             'worker': [f'127.0.0.1:{ports[1]}']}
+  job_dir = str(tmp_path / 'job')
+  args = [*processes.TASK, '--model-type', 'keras', '--data-dir', mnist_dir,
+          '--job-dir', job_dir, '--train-steps', '30', '--hidden-units',
+          '64,32', '--batch-size', '32', '--log-every-steps', '10',
+          '--eval-secs', '0']
+  procs = []
+  try:
+    for task_type in ('worker', 'master'):
+      env = dict(processes.env(), TF_CONFIG=json.dumps({
+          'cluster': cluster, 'task': {'type': task_type, 'index': 0}}))
+      procs.append(subprocess.Popen(
+          args, cwd=processes.ROOT, env=env, stdin=subprocess.DEVNULL,
+          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    (_, worker_err), (out, master_err) = [p.communicate(timeout=300)
+                                          for p in procs]
+  finally:
+    for proc in procs:
+      if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+  assert [p.returncode for p in procs] == [0, 0], master_err[-3000:]
+  results = json.loads(out.strip().splitlines()[-1])
+  assert results['global_step'] == 30 and results['replicas'] == 2
+  assert results['strategy'] == 'multiworker'
+  assert 'chief 0: replica 1 of 2, synchronous (multiworker)' in master_err
+  assert 'step 30/30 ' in worker_err
+  assert tf.saved_model.contains_saved_model(results['export_dir'])
