@@ -153,7 +153,8 @@ def test_hand_written_tf_configs_with_a_master_train_keras_in_sync(
       if proc.poll() is None:
         proc.kill()
         proc.wait()
-  assert [p.returncode for p in procs] == [0, 0], master_err[-3000:]
+  assert [p.returncode for p in procs] == [0, 0], (
+      f'worker:\n{worker_err[-2000:]}\nmaster:\n{master_err[-2000:]}')
   results = json.loads(out.strip().splitlines()[-1])
   assert results['global_step'] == 30 and results['replicas'] == 2
   assert results['strategy'] == 'multiworker'
