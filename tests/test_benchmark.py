@@ -29,3 +29,17 @@ def test_two_parts_and_their_ratio(mnist_dir):
   assert ratio['part'] == 'custom/bare' and ratio['ratio'] > 0
   table = result.stderr[result.stderr.index('] done in'):]
   assert 'bare' in table and 'custom' in table
+
+
+def test_scale_out_parts(mnist_dir):
+  """2 logical CPU devices and 2 workers on loopback, a few steps each."""
+  result = processes.run(
+      [sys.executable, os.path.join(processes.ROOT, 'scripts', 'benchmark.py'),
+       '--data-dir', mnist_dir, '--parts', 'devices_2,workers_2',
+       '--batch-sizes', '32', '--steps', '20'], timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  rows = {row['part']: row for row in map(json.loads,
+                                          result.stdout.splitlines())}
+  assert rows['devices_2']['examples_per_sec'] > 0
+  assert rows['workers_2']['strategy'] == 'multiworker'
+  assert rows['workers_2']['replicas'] == 2

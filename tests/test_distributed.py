@@ -21,6 +21,7 @@ import pytest
 import tensorflow as tf
 
 from tests.support import processes
+from trainer import config
 
 SCRIPT = os.path.join(os.path.dirname(__file__), 'support', 'logical_devices.py')
 SMALL = {'hidden_units': [64, 32], 'batch_size': 48, 'steps_per_run': 1,
@@ -152,10 +153,20 @@ def test_hand_written_tf_configs_with_a_master_train_keras_in_sync(
       if proc.poll() is None:
         proc.kill()
         proc.wait()
-  assert [p.returncode for p in procs] == [0, 0], master_err[-3000:]
+  assert [p.returncode for p in procs] == [0, 0], (
+      f'worker:\n{worker_err[-2000:]}\nmaster:\n{master_err[-2000:]}')
   results = json.loads(out.strip().splitlines()[-1])
   assert results['global_step'] == 30 and results['replicas'] == 2
   assert results['strategy'] == 'multiworker'
   assert 'chief 0: replica 1 of 2, synchronous (multiworker)' in master_err
   assert 'step 30/30 ' in worker_err
   assert tf.saved_model.contains_saved_model(results['export_dir'])
+
+
+def test_batch_norm_is_refused_in_a_multiworker_job(tmp_path):
+  """Tried: a chief and a worker hung before step 1 (TF 2.15)."""
+  cfg = config.Config(job_dir=str(tmp_path), batch_norm=True)
+  with pytest.raises(config.UsageError, match='^--batch-norm is not '
+                     'supported with --distribute multiworker'):
+    cfg.with_strategy('multiworker')
+  assert cfg.with_strategy('ps').distribute == 'ps'

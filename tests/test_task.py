@@ -235,6 +235,10 @@ def test_bad_flags_fail_with_one_line_and_touch_nothing(
      ['--distribute', 'multiworker'], '--distribute multiworker cannot run '
      'here: TF_CONFIG names parameter servers (1 chief, 1 ps, 1 worker); '
      'drop --distribute (auto chooses ps here)'),
+    ('{"cluster": {"chief": ["127.0.0.1:1"], "worker": ["127.0.0.1:2", '
+     '"127.0.0.1:3"]}, "task": {"type": "worker", "index": 1}}', [],
+     '--batch-size=32 must be a multiple of the 3 replicas --distribute '
+     'multiworker trains here: each takes an equal share of a batch'),
     ('', ['--distribute', 'multiworker'], '--distribute multiworker cannot '
      'run here: no TF_CONFIG cluster: this task trains alone'),
     ('{"cluster": {"chief": ["127.0.0.1:1"], "worker": ["127.0.0.1:2"]}, '

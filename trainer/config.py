@@ -226,6 +226,11 @@ class Config:
       raise UsageError(f'--steps-per-run={k} is not supported with '
                        f'--distribute {strategy}, which --distribute auto '
                        'chooses here; drop --steps-per-run')
+    if self.batch_norm and strategy == 'multiworker':
+      raise UsageError('--batch-norm is not supported with --distribute '
+                       'multiworker (what auto chooses for a chief and '
+                       'workers): TensorFlow 2.15 hangs at the first step; '
+                       'drop --batch-norm')
     return dataclasses.replace(self, distribute=strategy)
 
   def with_steps_per_run(self, in_cluster):

@@ -69,11 +69,6 @@ def estimator_config(cfg, role=None):
   if name == 'auto':
     name = cluster.choose(name, role, cluster.local_devices())
   strategy = _strategy(name, role)
-  if strategy and cfg.batch_size % strategy.num_replicas_in_sync:
-    raise errors.UsageError(
-        f'--batch-size={cfg.batch_size} must be a multiple of the '
-        f'{strategy.num_replicas_in_sync} replicas --distribute {name} '
-        'trains here: each takes an equal share of a batch')
   return cluster.run_config(
       role,
       model_dir=cfg.job_dir,
@@ -128,6 +123,8 @@ def _prepare(cfg, role, validate_only, started):
   strategy = cluster.choose(cfg.distribute, role, devices)
   cfg = cfg.with_strategy(strategy).with_steps_per_run(
       in_cluster=not role.is_local)
+  replicas = cluster.replicas(strategy, role, devices)
+  _check_batch_shares(cfg, replicas)
   cloud.check_bucket(cfg.job_dir)
   mnist = data.load(data.resolve_data_dir(cfg.data_dir))
   cfg = cfg.with_train_steps(mnist.train.size)
@@ -146,8 +143,17 @@ def _prepare(cfg, role, validate_only, started):
     # rotate while another task reads them).
     jobdir.check_checkpoint_fits(cfg.job_dir, evaluating)
   return _Job(cfg, role, mnist, estimator, evaluating,
-              jobdir.global_step(cfg.job_dir), started,
-              cluster.replicas(strategy, role, devices))
+              jobdir.global_step(cfg.job_dir), started, replicas)
+
+
+def _check_batch_shares(cfg, replicas):
+  """Replicas in step must share the global batch equally."""
+  if cfg.distribute in ('mirrored', 'multiworker') and (
+      cfg.batch_size % replicas):
+    raise errors.UsageError(
+        f'--batch-size={cfg.batch_size} must be a multiple of the '
+        f'{replicas} replicas --distribute {cfg.distribute} trains here: '
+        'each takes an equal share of a batch')
 
 
 def _part_name(role):
