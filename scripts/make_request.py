@@ -32,7 +32,9 @@ import tensorflow as tf
 
 from trainer import data
 from trainer import export
-from trainer import predict
+from trainer.errors import InputError
+from trainer.predict import readers
+from trainer.predict import request
 
 # Vertex AI and AI Platform online prediction refuse a bigger request body.
 ONLINE_LIMIT_BYTES = 1_500_000
@@ -43,15 +45,15 @@ def mnist_instances(data_dir, start, count, as_png):
   """Instances and labels of test images start..start+count-1."""
   images, labels = data.read_arrays(data.load(data_dir).test)
   if not 0 <= start < len(images):
-    raise predict.InputError(f'--start={start}: the test set holds images '
-                             f'0-{len(images) - 1}')
+    raise InputError(f'--start={start}: the test set holds images '
+                     f'0-{len(images) - 1}')
   images, labels = images[start:start + count], labels[start:start + count]
   if not as_png:
-    return [predict.pixels_instance(image) for image in images], labels
+    return [request.pixels_instance(image) for image in images], labels
   size = data.IMAGE_SIZE
   pngs = [tf.io.encode_png(image.reshape(size, size, 1)).numpy()
           for image in images]
-  return [predict.image_instance(png) for png in pngs], labels
+  return [request.image_instance(png) for png in pngs], labels
 
 
 def size_warning(text, instances, fmt, output):
@@ -108,21 +110,19 @@ def parse_args(argv):
 
 def main(argv=None):
   args = parse_args(argv)
-  try:
+  with cli.one_line_errors():
     if args.data_dir:
       instances, labels = mnist_instances(args.data_dir, args.start,
                                           args.count, args.as_ == 'png')
       print('labels: ' + ' '.join(map(str, labels)), file=sys.stderr)
     else:
-      instances = [predict.image_instance(predict.read_image(path))
+      instances = [request.image_instance(readers.read_image(path))
                    for path in args.images]
-  except (predict.InputError, data.DataError) as e:
-    cli.fail(f'error: {e}')
   images = bool(args.images) or args.as_ == 'png'
   signature = export.IMAGE_SIGNATURE if images else export.DEFAULT_SIGNATURE
   print(f'signature: {signature}', file=sys.stderr)
   text = io.StringIO()
-  predict.write_instances(instances, text, args.format, signature)
+  request.write_instances(instances, text, args.format, signature)
   warning = size_warning(text.getvalue(), instances, args.format,
                          args.output)
   if warning:

@@ -23,7 +23,7 @@ if __name__ == '__main__':
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from trainer import cloud
 from trainer import data
-from trainer.config import UsageError
+from trainer.errors import UsageError
 
 
 def _md5(path):
@@ -64,7 +64,7 @@ def main(argv=None):
   cli.add_data_dir(parser, 'local folder with the four files (default: '
                    '$MNIST_DATA_DIR, else a one-time download)')
   args = parser.parse_args(argv)
-  try:
+  with cli.one_line_errors():
     if not args.destination.startswith('gs://') or len(
         args.destination) <= len('gs://'):
       raise UsageError(f'{args.destination} is not a gs://BUCKET/PREFIX '
@@ -72,8 +72,6 @@ def main(argv=None):
     paths = local_files(data.resolve_data_dir(args.data_dir))
     cloud.check_bucket(args.destination, flag='destination')
     stage(paths, args.destination)
-  except (UsageError, data.DataError) as e:
-    cli.fail(f'error: {e}')
   print(f'train with --data-dir {args.destination.rstrip("/")}')
 
 

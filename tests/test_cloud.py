@@ -11,10 +11,10 @@ import string
 import pytest
 import yaml
 
-from test_task import last_json
-from test_task import ROOT
-from test_task import run_task
-from test_task import SMALL
+from tests.test_task import last_json
+from tests.test_task import ROOT
+from tests.test_task import run_task
+from tests.test_task import SMALL
 from trainer import cloud
 from trainer import config as config_lib
 from trainer import task

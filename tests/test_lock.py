@@ -9,7 +9,7 @@ import os
 import shutil
 import sys
 
-import rehearsal
+from tests.support import rehearsal
 
 LOCK_INPUTS = ('requirements.in', 'requirements-test.in', 'setup.py',
                'scripts/lock.sh', 'trainer/__init__.py')

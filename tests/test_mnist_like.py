@@ -1,9 +1,9 @@
-"""trainer.mnist_like: the thresholds hold on the real data and its inverse."""
+"""mnist_like: the thresholds hold on the real data and its inverse."""
 
 import numpy as np
 
 from trainer import data
-from trainer import mnist_like
+from trainer.predict import mnist_like
 
 
 def test_no_real_digit_warns_and_every_inverted_one_does(real_mnist_dir):

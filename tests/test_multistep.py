@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import processes
+from tests.support import processes
 from trainer import config as config_lib
 from trainer import data
 from trainer import export
@@ -137,7 +137,7 @@ def test_stacked_input_is_the_same_batches_with_partial_ones_padded(mnist):
   rows = [(x[j], y[j]) for x, y in stacked for j in range(len(x))]
   assert len(rows) == len(single)
   for (x, y), (want_x, want_y) in zip(rows, single):
-    real = y != multistep.PAD_LABEL
+    real = y != inputs.PAD_LABEL
     np.testing.assert_array_equal(y[real], want_y)
     np.testing.assert_array_equal(x[real], want_x)
     assert not x[~real].any() and real.sum() == len(want_y)

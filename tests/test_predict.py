@@ -9,12 +9,13 @@ import sys
 import numpy as np
 import pytest
 
-from trainer import predict
+from trainer.predict import command as predict
+from trainer.predict import request
 from trainer import train
 
-import mnist_files  # pylint: disable=g-bad-import-order
-import processes
-import test_serving
+from tests.support import mnist_files  # pylint: disable=g-bad-import-order
+from tests.support import processes
+from tests import test_serving
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -76,7 +77,7 @@ def test_images_arrays_and_instances_give_the_same_classes(
   np.save(tmp_path / 'uint8.npy', images)
   np.save(tmp_path / 'float.npy', images.reshape(4, 784).astype(np.float64))
   with open(tmp_path / 'pixels.jsonl', 'w') as f:
-    predict.write_instances(map(predict.pixels_instance, images), f, 'jsonl')
+    request.write_instances(map(request.pixels_instance, images), f, 'jsonl')
 
   rows = predict_rows(capsys, '--model', job_dir, *pngs,
                       str(tmp_path / 'uint8.npy'), str(tmp_path / 'float.npy'),
@@ -145,7 +146,7 @@ def test_make_request_takes_image_files(tmp_path, mnist_arrays, capsys):
   path.write_bytes(test_serving.png(mnist_arrays['test'][0][0]))
   make_request.main([str(path), '--format', 'jsonl'])
   (line,) = capsys.readouterr().out.splitlines()
-  assert json.loads(line) == predict.image_instance(path.read_bytes())
+  assert json.loads(line) == request.image_instance(path.read_bytes())
 
 
 def _write(path, content):
@@ -175,13 +176,13 @@ BAD_INPUTS = {
     'lines.jsonl': (json.dumps(PIXELS[0]) + '\n{oops\n',
                     'line 2 is not JSON'),
     'mixed.json': (json.dumps({'instances': [
-        PIXELS[0], predict.image_instance(PNG)]}), 'mixes pixel and image'),
+        PIXELS[0], request.image_instance(PNG)]}), 'mixes pixel and image'),
     'ragged.json': (json.dumps({'instances': [[1, 2], [3]]}),
                     'different shapes'),
     'b64.json': (json.dumps({'instances': [{'image_bytes': {'b64': '!!'}}]}),
                  'not base64'),
     'b64text.json': (json.dumps({'instances': [
-        predict.image_instance(b'GIF? no')]}), 'is not a PNG or JPEG image'),
+        request.image_instance(b'GIF? no')]}), 'is not a PNG or JPEG image'),
     'odd.json': (json.dumps({'instances': [{'pixels': [1]}]}),
                  'neither pixels'),
 }

@@ -15,7 +15,7 @@ import subprocess
 import pytest
 import tensorflow as tf
 
-import processes
+from tests.support import processes
 from trainer import config as config_lib
 from trainer import jobdir
 

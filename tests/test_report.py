@@ -3,18 +3,19 @@
 import json
 import math
 import os
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from trainer import export
-from trainer import predict
-from trainer import report
+from trainer.predict import command as predict
+from trainer.predict import report
 from trainer import train
 
-import processes  # pylint: disable=g-bad-import-order
-import test_serving
+from tests.support import processes  # pylint: disable=g-bad-import-order
+from tests import test_serving
 
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 MAX_PNG_BYTES = 200_000
@@ -186,6 +187,19 @@ def test_an_unwritable_report_folder_fails_with_one_line(job, mnist_dir,
   assert error.startswith(f'error: --report {folder} cannot be made (')
   assert error.endswith('); give a folder you can write to')
   assert '\n' not in error
+
+
+def test_a_report_without_matplotlib_names_the_extra(job, mnist_dir,
+                                                     tmp_path, monkeypatch):
+  """A plain `pip install .` has no matplotlib; it fails before predicting."""
+  monkeypatch.setitem(sys.modules, 'matplotlib', None)  # import fails
+  with pytest.raises(SystemExit) as exit_info:
+    predict.main(['--model', job[0], '--data-dir', mnist_dir, '--report',
+                  str(tmp_path / 'out')])
+  assert str(exit_info.value.code) == (
+      'error: python -m trainer.predict --report needs matplotlib, which is '
+      "not installed; pip install '.[plots]' (or pip install matplotlib)")
+  assert not (tmp_path / 'out').exists()
 
 
 def test_summary_of_hand_made_answers():

@@ -16,7 +16,7 @@ import string
 import pytest
 import yaml
 
-import processes
+from tests.support import processes
 from trainer import config as config_lib
 from trainer import task
 

@@ -13,9 +13,9 @@ import sys
 import pytest
 import yaml
 
-from test_task import last_json
-from test_task import ROOT
-from test_task import SMALL
+from tests.test_task import last_json
+from tests.test_task import ROOT
+from tests.test_task import SMALL
 
 SCRIPTS = os.path.join(ROOT, 'scripts')
 IMAGE = 'us-central1-docker.pkg.dev/proj/repo/mnist-trainer:v1'

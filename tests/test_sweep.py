@@ -1,4 +1,4 @@
-"""`python -m trainer.sweep` and `trainer.plots`: plans, tables, charts, resume."""
+"""`python -m trainer.sweep` and its charts: plans, tables, charts, resume."""
 
 import csv
 import json
@@ -9,11 +9,11 @@ import sys
 import pytest
 import tensorflow as tf
 
-from trainer import chapter
 from trainer import config as config_lib
-from trainer import plots
-from trainer import sweep
-from trainer import sweep_tables
+from trainer.sweep import chapter
+from trainer.sweep import plan as sweep
+from trainer.sweep import plots
+from trainer.sweep import tables as sweep_tables
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_SIZE = 60000
@@ -185,11 +185,15 @@ def test_rerun_skips_finished_runs(two_run_sweep):
   assert [os.stat(p).st_mtime_ns for p in results] == before
 
 
-def test_plots_command_redraws_a_sweep(two_run_sweep):
+@pytest.mark.parametrize('command', ['trainer.sweep.plots', 'trainer.plots'])
+def test_plots_command_redraws_a_sweep(two_run_sweep, command):
+  """The old name, trainer.plots, still works and names the new one."""
   sweep_dir, _, _ = two_run_sweep
   os.remove(os.path.join(sweep_dir, 'plots', 'accuracy.png'))
-  result = subprocess.run([sys.executable, '-m', 'trainer.plots', sweep_dir],
+  result = subprocess.run([sys.executable, '-m', command, sweep_dir],
                           cwd=ROOT, capture_output=True, text=True,
                           timeout=120, check=False)
   assert result.returncode == 0, result.stderr[-2000:]
   assert os.path.isfile(os.path.join(sweep_dir, 'plots', 'accuracy.png'))
+  moved = 'python -m trainer.plots is now python -m trainer.sweep.plots'
+  assert (moved in result.stderr) == (command == 'trainer.plots')

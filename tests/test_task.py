@@ -13,9 +13,9 @@ import sys
 
 import pytest
 
-import mnist_files
-import processes
-from processes import last_json
+from tests.support import mnist_files
+from tests.support import processes
+from tests.support.processes import last_json
 from trainer import config as config_lib
 from trainer import jobdir
 from trainer import task

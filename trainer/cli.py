@@ -1,18 +1,22 @@
 """What every command shares: the C++ log, shared flags, one-line errors.
 
-Every entry point (`python -m trainer.task`, `.predict`, `.sweep`, `.plots`
-and the scripts) fails the same way: one line `error: ...` on stderr and
-exit status 1, usage errors included (argparse's own would print the usage
-and exit 2). Importing this module imports no TensorFlow: a command calls
+Every entry point (`python -m trainer.task`, `.predict`, `.sweep`,
+`.sweep.plots` and the scripts) fails the same way: one line `error: ...` on
+stderr and exit status 1, usage errors included (argparse's own would print
+the usage and exit 2), every trainer.errors.Error through
+`one_line_errors`. Importing this module imports no TensorFlow: a command calls
 `quiet_unless_verbose` before it imports TensorFlow. The one deliberate copy
 of `fail` and the parser is scripts/cloudcmd.py: the Google Cloud scripts
 run with any python3, where this package may not be installed.
 """
 
 import argparse
+import contextlib
 import os
 import sys
 import traceback
+
+from trainer import errors
 
 DATA_DIR_HELP = ('Folder or gs://bucket/prefix with the four MNIST files '
                  '(.gz or not). Default: $MNIST_DATA_DIR, else downloaded '
@@ -61,6 +65,15 @@ def fail(line, status=1, with_traceback=False):
     sys.exit(line)
   print(line, file=sys.stderr, flush=True)
   sys.exit(status)
+
+
+@contextlib.contextmanager
+def one_line_errors(with_traceback=False):
+  """Turns any trainer.errors.Error raised inside into `fail('error: ...')`."""
+  try:
+    yield
+  except errors.Error as e:
+    fail(f'error: {e}', with_traceback=with_traceback)
 
 
 class ArgumentParser(argparse.ArgumentParser):

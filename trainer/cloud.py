@@ -23,7 +23,7 @@ import warnings
 
 import tensorflow as tf
 
-from trainer.config import UsageError
+from trainer.errors import UsageError
 
 # The scalar a tuning job maximizes. The Estimator writes it to the event
 # files in <job-dir>/eval/ (legacy AI Platform reads those); report_metric

@@ -23,7 +23,7 @@ from typing import Mapping, Tuple
 
 import tensorflow as tf
 
-from trainer.config import UsageError
+from trainer.errors import UsageError
 
 LOCAL = 'local'
 CHIEFS = ('chief', 'master')

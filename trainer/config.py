@@ -8,6 +8,8 @@ import dataclasses
 import math
 from typing import Optional, Tuple
 
+from trainer.errors import UsageError  # also config.UsageError, as before
+
 MODEL_TYPES = ('premade', 'custom', 'keras')
 # Model types that take one dropout rate per hidden layer.
 PER_LAYER_DROPOUT_MODELS = ('custom', 'keras')
@@ -49,10 +51,6 @@ def describe_defaults(name, model_types=MODEL_TYPES):
 # The other model types, and the custom model where K > 1 is not
 # supported, take 1.
 EXAMPLES_PER_RUN = 5120
-
-
-class UsageError(ValueError):
-  """A bad flag or setting; the message names the value and the fix."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from trainer import cloud
+from trainer.errors import DataError  # also data.DataError, as before
 
 IMAGE_SIZE = 28
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
@@ -58,10 +59,6 @@ _FIX = ('pass --data-dir a folder (or gs://bucket/prefix) holding the four '
 
 _READ_FIX = ('give your user read access to it, or pass --data-dir a folder '
              'you can read')
-
-
-class DataError(ValueError):
-  """Missing or malformed MNIST data; the message names the file and the fix."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,9 +10,12 @@ float work (cast, scaling) happens per batch, not per example: per-element
 import tensorflow as tf
 
 from trainer import data
-from trainer import multistep
 
 FEATURE_KEY = 'x'
+# Label of the rows that pad an epoch's partial last batch when batches are
+# stacked (steps_per_run > 1); real labels are 0-9. Whatever consumes
+# stacked batches (trainer/multistep.py) drops these rows.
+PAD_LABEL = -1
 
 
 def pixels_to_features(pixels, scale_inputs):
@@ -47,7 +50,7 @@ def train_input_fn(split, batch_size, seed, scale_inputs=True,
   `shard` = (index, count) gives each replica of a cluster its own order.
   With steps_per_run K > 1, each element is K consecutive batches of that
   order, stacked ([K, batch_size, 784]); an epoch's partial last batch is
-  padded with multistep.PAD_LABEL rows (see trainer/multistep.py).
+  padded with PAD_LABEL rows.
   """
   index, count = shard
 
@@ -93,7 +96,7 @@ def _stacked(batches, batch_size, count):
   """`count` batches per element, padded to batch_size rows (still uint8)."""
   return batches.padded_batch(
       count, padded_shapes=([batch_size, data.PIXELS], [batch_size]),
-      padding_values=(tf.constant(0, tf.uint8), multistep.PAD_LABEL))
+      padding_values=(tf.constant(0, tf.uint8), PAD_LABEL))
 
 
 def _to_features(batches, scale_inputs):

@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from trainer import data
 from trainer import inputs
-from trainer.config import UsageError
+from trainer.errors import UsageError
 
 CONFIG_FILE = 'trainer_config.json'
 RESULTS_FILE = 'results.json'

@@ -9,14 +9,13 @@ so the cost is paid once per K steps; the global step advances by K per run.
 The step accounting is TPUEstimator's (`iterations_per_loop`): a hook knows
 the global step and the last step and, for the last run, feeds the loop a
 smaller step count, so training ends at exactly the last step. A partial
-batch (the epoch's last) arrives padded with PAD_LABEL rows, which the loop
-cuts off, so each step sees exactly the batch it would see with K = 1.
+batch (the epoch's last) arrives padded with inputs.PAD_LABEL rows, which the
+loop cuts off, so each step sees exactly the batch it would see with K = 1.
 """
 
 import tensorflow as tf
 
-# Label of the rows that pad a partial batch to the full batch size.
-PAD_LABEL = -1
+from trainer import inputs
 
 
 def run_length(step, steps_per_run, last_step):
@@ -42,7 +41,8 @@ def train_loop(x, labels, train_step, steps_per_run, last_step):
   steps = tf.minimum(tf.shape(x)[0], limit)
 
   def body(i, unused_loss):
-    rows = tf.reduce_sum(tf.cast(labels[i] >= 0, tf.int32))
+    rows = tf.reduce_sum(
+        tf.cast(tf.not_equal(labels[i], inputs.PAD_LABEL), tf.int32))
     loss, update = train_step(x[i][:rows], labels[i][:rows])
     # The next step starts after this one's update: it reads the variables.
     with tf.control_dependencies([update]):

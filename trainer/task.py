@@ -25,7 +25,7 @@ import tensorflow as tf
 from trainer import cloud
 from trainer import cluster
 from trainer import config as config_lib
-from trainer import data
+from trainer import errors
 from trainer import jobdir
 from trainer import preemption
 from trainer import train
@@ -186,7 +186,7 @@ def _parse_numbers(name, values, kind):
   try:
     return tuple(kind(v) for v in values)
   except ValueError:
-    raise config_lib.UsageError(
+    raise errors.UsageError(
         f'--{name}={",".join(values)} must be a comma-separated list of '
         f'{kind.__name__} values') from None
 
@@ -196,7 +196,7 @@ def _scale_layers(hidden_units, first_layer_units):
   if first_layer_units is None or not hidden_units or hidden_units[0] <= 0:
     return hidden_units
   if first_layer_units <= 0:
-    raise config_lib.UsageError(
+    raise errors.UsageError(
         f'--first-layer-units={first_layer_units} must be greater than 0')
   return tuple(max(1, round(u * first_layer_units / hidden_units[0]))
                for u in hidden_units)
@@ -204,7 +204,7 @@ def _scale_layers(hidden_units, first_layer_units):
 
 def config_from_flags():
   if FLAGS.train_steps is not None and FLAGS.num_epochs is not None:
-    raise config_lib.UsageError(
+    raise errors.UsageError(
         'give either --train-steps or --num-epochs, not both')
   return config_lib.Config(
       job_dir=cloud.resolve_job_dir(FLAGS.job_dir),
@@ -246,7 +246,7 @@ def main(argv):
     role = cluster.from_environment()
     cfg = config_from_flags()
     results = train.run(cfg, role, validate_only=FLAGS.validate_only)
-  except (config_lib.UsageError, data.DataError) as e:
+  except errors.Error as e:
     _fail(f'error: {e}')
   except tf.compat.v1.train.NanLossDuringTrainingError:
     _fail('error: the training loss became NaN; the newest checkpoint (step '

@@ -23,6 +23,7 @@ from trainer import cloud
 from trainer import cluster
 from trainer import config as config_lib
 from trainer import data
+from trainer import errors
 from trainer import export
 from trainer import inputs
 from trainer import jobdir
@@ -57,13 +58,13 @@ def estimator_config(cfg, role=None):
   strategy = None
   if cfg.distribute == 'mirrored':
     if not role.is_local:
-      raise config_lib.UsageError(
+      raise errors.UsageError(
           '--distribute mirrored uses the devices of one machine, but '
           f'TF_CONFIG makes this {role.name} of a cluster that trains with '
           'parameter servers; drop --distribute or TF_CONFIG')
     strategy = tf.distribute.MirroredStrategy()
     if cfg.batch_size % strategy.num_replicas_in_sync:
-      raise config_lib.UsageError(
+      raise errors.UsageError(
           f'--batch-size={cfg.batch_size} must be a multiple of the '
           f'{strategy.num_replicas_in_sync} devices --distribute mirrored '
           'uses here: each device takes an equal share of a batch')

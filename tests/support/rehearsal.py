@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 
-import processes
+from tests.support import processes
 
 ROOT = processes.ROOT
 DOCKERFILE = os.path.join(ROOT, 'Dockerfile')
@@ -41,7 +41,7 @@ def instructions(path=DOCKERFILE):
     if not line or line.startswith('#'):
       continue
     word, _, rest = line.partition(' ')
-    assert word.upper() in KNOWN, f'teach tests/rehearsal.py {word}'
+    assert word.upper() in KNOWN, f'teach tests/support/rehearsal.py {word}'
     steps.append((word.upper(), rest.strip()))
   return steps
 

@@ -12,7 +12,8 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))  # tests/support/ -> the checkout
 TASK = [sys.executable, '-m', 'trainer.task']
 LOCAL_CLUSTER = [sys.executable, os.path.join(ROOT, 'scripts',
                                               'local_cluster.py')]

@@ -2,8 +2,8 @@
 
 Each `Experiment` is one number the chapter reports (its tables and text)
 with the trainer settings that reproduce its setting, the chapter's training
-budget included. `trainer.sweep` runs them; `results.md` sets our number
-beside the chapter's.
+budget included. The sweep (`python -m trainer.sweep`) runs them;
+`results.md` sets our number beside the chapter's.
 
 The chapter's Keras experiments start from one MLP and change one thing at a
 time: 1,000 sigmoid hidden units, raw 0-255 pixels, softmax cross-entropy,

@@ -1,6 +1,6 @@
 """A sweep's tables: results.csv, results.md and the machine they ran on.
 
-`trainer.sweep` writes them after each run; `trainer.plots` reads
+The sweep writes them after each run; its charts (plots.py) read
 results.csv to know which runs belong to which experiment.
 """
 

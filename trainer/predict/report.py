@@ -11,24 +11,19 @@ or gs://):
   report.json    the same numbers
 
 The numbers come from the export's answers, so they are what a server
-would return.
+would return. The pictures need matplotlib (the `[plots]` extra), loaded
+only when they are drawn (trainer/figures.py).
 """
 
 import math
 import os
 
-# pylint: disable=g-import-not-at-top,wrong-import-position
-import matplotlib
-
-matplotlib.use('Agg')  # files only; no display needed
-from matplotlib import colors
-from matplotlib import pyplot as plt
 import numpy as np
 import tensorflow as tf
 
 from trainer import data
+from trainer import figures
 from trainer import jobdir
-from trainer import plots
 
 CONFUSION_PNG = 'confusion.png'
 MISTAKES_PNG = 'mistakes.png'
@@ -36,6 +31,7 @@ REPORT_MD = 'report.md'
 REPORT_JSON = 'report.json'
 FILES = (CONFUSION_PNG, MISTAKES_PNG, REPORT_MD, REPORT_JSON)
 MISTAKES_SHOWN = 32
+REPORT_FLAG = 'python -m trainer.predict --report'  # what needs matplotlib
 _COLUMNS = 8  # tiles per row of mistakes.png
 
 
@@ -95,6 +91,8 @@ def summarize(labels, outputs, source, limit=MISTAKES_SHOWN):
 
 def confusion_chart(summary):
   """PNG bytes: counts per (label, prediction), log-coloured, all written."""
+  plt = figures.pyplot(REPORT_FLAG)
+  from matplotlib import colors  # pylint: disable=import-outside-toplevel
   counts = np.array(summary['confusion'])
   fig, ax = plt.subplots(figsize=(6.4, 5.6))
   shown = np.ma.masked_equal(counts, 0)
@@ -113,11 +111,12 @@ def confusion_chart(summary):
                f'{summary["count"]:,} test images (accuracy '
                f'{summary["accuracy"]:.2%})', fontsize='medium')
   fig.colorbar(image, ax=ax, label='test images (log scale)', shrink=0.8)
-  return plots.png_bytes(fig)
+  return figures.png_bytes(fig)
 
 
 def mistakes_chart(summary, images):
   """PNG bytes: one tile per mistake in summary, most confident first."""
+  plt = figures.pyplot(REPORT_FLAG)
   mistakes = summary['mistakes']
   rows = max(1, math.ceil(len(mistakes) / _COLUMNS))
   fig, axes = plt.subplots(rows, _COLUMNS, figsize=(_COLUMNS * 1.15,
@@ -138,7 +137,7 @@ def mistakes_chart(summary, images):
                f'{summary["mistakes_total"]:,} mistakes: test image, '
                'label as prediction, probability of the prediction',
                fontsize='small')
-  return plots.png_bytes(fig)
+  return figures.png_bytes(fig)
 
 
 def _floor4(probability):

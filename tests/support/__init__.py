@@ -1,0 +1,1 @@
+"""What tests share: MNIST files, processes, the GCS emulator, rehearsals."""
