@@ -59,7 +59,7 @@ def train_input_fn(split, batch_size, seed, scale_inputs=True,
     key = tf.stack([tf.cast(seed, tf.int64) * count + index, epoch])
     order = tf.random.experimental.stateless_shuffle(
         tf.range(split.size), seed=key)
-    return tf.data.Dataset.from_tensor_slices(order).batch(batch_size).map(
+    return _index_batches(order, split.size, batch_size).map(
         lambda i: (tf.gather(images, i), tf.gather(labels, i)))
 
   def input_fn():
@@ -74,6 +74,21 @@ def train_input_fn(split, batch_size, seed, scale_inputs=True,
     return _to_features(batches, scale_inputs)
 
   return input_fn
+
+
+def _index_batches(order, size, batch_size):
+  """`order` cut into batches of indices, the last one partial.
+
+  Reshaped in one op, not `.batch()`ed: batching passes every index through
+  tf.data one by one, which cost a quarter to a third of the input's CPU time per batch
+  of 128 (measured by iterating the input alone).
+  """
+  full = size // batch_size * batch_size
+  batches = tf.data.Dataset.from_tensor_slices(
+      tf.reshape(order[:full], [-1, batch_size]))
+  if full < size:
+    batches = batches.concatenate(tf.data.Dataset.from_tensors(order[full:]))
+  return batches
 
 
 def eval_input_fn(split, batch_size, scale_inputs=True):
