@@ -300,7 +300,7 @@ PARTS = {
     # The same with the trainer's legacy Adam, to separate the two effects.
     'keras_legacy_adam': Part(_keras_part(legacy_adam=True)),
     'premade': Part(_trainer_part('premade', steps_per_run=None),
-                    trainer=True),
+                    default=True, trainer=True),
     # The same MLP as Keras and the bare step: no dropout; one step per
     # Session.run, then --steps-per-run (default: the trainer's default).
     'custom_k1': Part(_trainer_part('custom', steps_per_run=1, **NO_DROPOUT),
