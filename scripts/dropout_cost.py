@@ -7,15 +7,16 @@ random in-memory data, once per way of making the masks, and times each.
 The `fixed_*` variants draw their random numbers once, before the loop,
 and do the rest of a mask each step, so the differences between variants
 price the draw, the comparison and the multiply. (Work whose result only a
-control dependency uses cannot price a piece: grappler prunes it.) Variants alternate round by round, so load elsewhere on the
-machine hits them alike. One JSON line per variant on stdout (median
-examples/s, ms per step, ms per step over `none`, from each variant's
-fastest round; the median round's ms per step too), a table on stderr.
+control dependency uses cannot price a piece: grappler prunes it.)
+`bits_one_draw` is the trainer's (trainer.dropout.masks). Variants
+alternate round by round, so load elsewhere on the machine hits them alike.
+One JSON line per variant on stdout (examples/s, ms per step and ms per
+step over `none`, from each variant's fastest round; the median round's ms
+per step too), a table on stderr.
 
   python scripts/dropout_cost.py --batch-size 256 --rounds 5
 """
 
-import argparse
 import json
 import statistics
 import sys

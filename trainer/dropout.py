@@ -11,11 +11,12 @@ threshold. The dropped share is then `threshold / 2**bits`, the *realized*
 rate (0.3 -> 77/256 = 0.3008, 0.2 -> 51/256 = 0.1992), and the kept units
 are scaled by 1 / (1 - realized rate), so the layer's expected output is
 its input exactly. The mask is a float tensor of 0 and that scale, so the
-forward pass and the gradient are one multiply each.
+forward pass and the gradient are one multiply each. `masks` cuts all
+layers' masks of a step from one draw.
 
-Stateless: the mask depends only on its seed and the tensor's shape, so a
-step draws the same masks however many steps a Session.run takes
-(--steps-per-run) and after a resume.
+Stateless: a mask depends only on its seed and its shape, so a step draws
+the same masks however many steps a Session.run takes (--steps-per-run)
+and after a resume.
 """
 
 import math
