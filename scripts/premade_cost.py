@@ -5,10 +5,12 @@ Peels the premade step apart, one layer per variant, all on the same MNIST
 input, batch size and step count:
 
   estimator_ours   Estimator.train with the trainer's hooks (progress,
-                   preemption, checkpoints every 1000 steps) and RunConfig
-                   (summaries every 100 steps, a step counter), as train.run
-  estimator_nolog  the same without the Estimator's step counter and its
-                   loss-logging hook (RunConfig log_step_count_steps=None)
+                   preemption, checkpoints every 1000 steps), summaries
+                   every 100 steps and the Estimator's step counter and
+                   loss logger (log_step_count_steps), which train.run
+                   used to have
+  estimator_nolog  the same without the step counter and loss logger, as
+                   train.run now
   estimator_nockpt the same without checkpoints or summaries
   estimator        no hooks of ours at all (only the timing one), no
                    checkpoints, summaries or step counter
@@ -83,8 +85,10 @@ def _estimator_variant(args, mnist, ours, saves, summaries, counter,
         save_checkpoints_secs=None, save_checkpoints_steps=None)
     if not summaries:
       run_config = run_config.replace(save_summary_steps=0)
-    if not counter:
-      run_config = run_config.replace(log_step_count_steps=None)
+    # train.run turns the Estimator's step counter off; put it back to
+    # price it.
+    run_config = run_config.replace(
+        log_step_count_steps=cfg.log_every_steps if counter else None)
     estimator = model.build_estimator(cfg, run_config)
     input_fn = inputs.train_input_fn(mnist.train, cfg.batch_size, cfg.seed)
     if constant:
