@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 from trainer import cli
 
@@ -32,10 +32,13 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-posi
 
 from trainer import config  # pylint: disable=g-import-not-at-top,wrong-import-position
 from trainer import data  # pylint: disable=g-import-not-at-top,wrong-import-position
+from trainer import dropout  # pylint: disable=g-import-not-at-top,wrong-import-position
 from trainer import model  # pylint: disable=g-import-not-at-top,wrong-import-position
 from trainer import train  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 HIDDEN = (512, 256, 128)
+# Fewest steps a speed part times (at batch 8192, 50 steps are 410k examples).
+MIN_STEPS = 50
 TARGET_ACCURACY = 0.98
 
 
@@ -94,41 +97,71 @@ def _keras_mlp():
                              [tf.keras.layers.Dense(10)])
 
 
-def part_bare(args):
-  """tf.function steps on in-memory tensors, no Python between steps.
+# The custom model's default dropout: on the pixels, after each hidden layer.
+DROPOUT = (0.2, 0.3, 0.3, 0.3)
 
-  TensorFlow's own ceiling for this model: each call runs a block of steps
-  in a graph loop, so no per-step dispatch or feeding cost remains.
-  """
-  (x, y), _ = _arrays(args)
-  x, y = tf.constant(x), tf.constant(y)
-  model = _keras_mlp()
-  optimizer = _adam()
-  loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-  batches = x.shape[0] // args.batch_size
-  block = 50
 
-  @tf.function
-  def steps(first):
-    loss = tf.constant(0.0)
-    for i in tf.range(first, first + block):
-      start = (i % batches) * args.batch_size
-      xb = x[start:start + args.batch_size]
-      yb = y[start:start + args.batch_size]
-      with tf.GradientTape() as tape:
-        loss = loss_fn(yb, model(xb, training=True))
-      grads = tape.gradient(loss, model.trainable_variables)
-      optimizer.apply_gradients(zip(grads, model.trainable_variables))
-    return loss
+def _keras_dropout_mlp():
+  """The bare loop's MLP with Keras's Dropout layers where ours has masks."""
+  layers = [tf.keras.Input((784,)), tf.keras.layers.Dropout(DROPOUT[0])]
+  for units, rate in zip(HIDDEN, DROPOUT[1:]):
+    layers += [tf.keras.layers.Dense(units, activation='relu'),
+               tf.keras.layers.Dropout(rate)]
+  return tf.keras.Sequential(layers + [tf.keras.layers.Dense(10)])
 
-  blocks = max(2, args.steps // block)
-  steps(tf.constant(0)).numpy()  # trace and warm up
-  start = time.perf_counter()
-  for b in range(1, blocks):
-    loss = steps(tf.constant(b * block))
-  float(loss)
-  seconds = time.perf_counter() - start
-  return {'examples_per_sec': (blocks - 1) * block * args.batch_size / seconds}
+
+def _bare_part(masks):
+  """The bare loop; masks: None, 'keras' (Dropout layers) or 'trainer'."""
+  def part(args):
+    """tf.function steps on in-memory tensors, no Python between steps.
+
+    TensorFlow's own ceiling for this model: each call runs a block of steps
+    in a graph loop, so no per-step dispatch or feeding cost remains. With
+    masks, the same loop with dropout: Keras's layers, or the trainer's
+    masks (trainer.dropout, seeded by step as the custom model seeds them).
+    """
+    (x, y), _ = _arrays(args)
+    x, y = tf.constant(x), tf.constant(y)
+    mlp = _keras_dropout_mlp() if masks == 'keras' else _keras_mlp()
+    dense = [l for l in mlp.layers if isinstance(l, tf.keras.layers.Dense)]
+    optimizer = _adam()
+    loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    batches = x.shape[0] // args.batch_size
+    block = 50
+
+    def logits(xb, step):
+      if masks != 'trainer':
+        return mlp(xb, training=True)
+      drops = dropout.masks(tf.shape(xb)[0], (784,) + HIDDEN, DROPOUT,
+                            tf.stack([tf.constant(0, tf.int64),
+                                      tf.cast(step, tf.int64)]))
+      for layer, mask in zip(dense, drops):
+        xb = layer(xb * mask)
+      return xb
+
+    @tf.function
+    def steps(first):
+      loss = tf.constant(0.0)
+      for i in tf.range(first, first + block):
+        start = (i % batches) * args.batch_size
+        xb = x[start:start + args.batch_size]
+        yb = y[start:start + args.batch_size]
+        with tf.GradientTape() as tape:
+          loss = loss_fn(yb, logits(xb, i))
+        grads = tape.gradient(loss, mlp.trainable_variables)
+        optimizer.apply_gradients(zip(grads, mlp.trainable_variables))
+      return loss
+
+    blocks = max(2, args.steps // block)
+    steps(tf.constant(0)).numpy()  # trace and warm up
+    start = time.perf_counter()
+    for b in range(1, blocks):
+      loss = steps(tf.constant(b * block))
+    float(loss)
+    seconds = time.perf_counter() - start
+    return {'examples_per_sec': (blocks - 1) * block * args.batch_size /
+            seconds}
+  return part
 
 
 def _keras_part(legacy_adam):
@@ -293,19 +326,26 @@ class Part:
   default: bool = False  # in the default run
   trainer: bool = False  # compared with keras and bare
   k1: Optional[str] = None  # the same part at one step per Session.run
+  compare: Tuple[str, ...] = ()  # other parts its ratios are taken against
 
 
 NO_DROPOUT = {'dropout': (0.0,) * len(HIDDEN), 'input_dropout': 0.0}
 
 PARTS = {
     'matmul': Part(part_matmul),
-    'bare': Part(part_bare, default=True),
+    'bare': Part(_bare_part(None), default=True),
+    # The bare loop with the custom model's default dropout: the trainer's
+    # masks, or Keras's Dropout layers (like with like for custom_dropout).
+    'bare_dropout': Part(_bare_part('trainer'), default=True,
+                         compare=('bare',)),
+    'keras_dropout': Part(_bare_part('keras'), default=True,
+                          compare=('bare', 'bare_dropout')),
     # What a Keras user picks: tf.keras.optimizers.Adam (the 2.15 default).
     'keras': Part(_keras_part(legacy_adam=False), default=True),
     # The same with the trainer's legacy Adam, to separate the two effects.
     'keras_legacy_adam': Part(_keras_part(legacy_adam=True)),
     'premade': Part(_trainer_part('premade', steps_per_run=None),
-                    trainer=True),
+                    default=True, trainer=True),
     # The same MLP as Keras and the bare step: no dropout; one step per
     # Session.run, then --steps-per-run (default: the trainer's default).
     'custom_k1': Part(_trainer_part('custom', steps_per_run=1, **NO_DROPOUT),
@@ -316,7 +356,9 @@ PARTS = {
     'custom_dropout_k1': Part(_trainer_part('custom', steps_per_run=1),
                               default=True, trainer=True),
     'custom_dropout': Part(_trainer_part('custom'), default=True,
-                           trainer=True, k1='custom_dropout_k1'),
+                           trainer=True, k1='custom_dropout_k1',
+                           compare=('custom', 'bare_dropout',
+                                    'keras_dropout')),
     # Scale-out (docs/distributed.md): 1 and 2 logical CPU devices, 1 and 2
     # workers on loopback; on a GPU machine, gpu_check.sh adds all GPUs.
     'devices_1': Part(_logical_devices_part(1)),
@@ -335,7 +377,7 @@ PARTS = {
 
 
 def run_child(part, batch_size, args):
-  steps = args.steps or max(300, args.examples // batch_size)
+  steps = args.steps or max(MIN_STEPS, args.examples // batch_size)
   command = [sys.executable, os.path.abspath(__file__), '--child', part,
              '--batch-size', str(batch_size), '--steps', str(steps),
              '--eval-secs', str(args.eval_secs)]
@@ -351,7 +393,8 @@ def run_child(part, batch_size, args):
 
 
 def ratios(rows):
-  """trainer/keras, trainer/bare and K/K=1 per batch size, from speed rows.
+  """trainer/keras, trainer/bare, K/K=1 and each part against the parts it
+  names in `compare`, per batch size, from speed rows.
 
   With --repeats, each part's median speed (a part's repeats alternate with
   the other parts', so a burst of load elsewhere hits them all alike).
@@ -364,9 +407,9 @@ def ratios(rows):
   speed = {key: statistics.median(values) for key, values in measured.items()}
   out = []
   for (part, batch), value in sorted(speed.items()):
-    if not PARTS[part].trainer:
-      continue
-    bases = ['keras', 'bare'] + ([PARTS[part].k1] if PARTS[part].k1 else [])
+    spec = PARTS[part]
+    bases = ((['keras', 'bare'] if spec.trainer else []) +
+             ([spec.k1] if spec.k1 else []) + list(spec.compare))
     for base in bases:
       if (base, batch) in speed:
         out.append({'part': f'{part}/{base}', 'batch_size': batch,
@@ -375,12 +418,12 @@ def ratios(rows):
 
 
 def table(rows):
-  lines = [f'{"part":<16}{"batch":>7}{"examples/s":>12}{"ratio":>8}'
+  lines = [f'{"part":<28}{"batch":>7}{"examples/s":>12}{"ratio":>8}'
            f'{"to 98% (s)":>12}{"peak MB":>9}']
   for r in rows:
     def cell(key, fmt):
       return format(r[key], fmt) if r.get(key) is not None else '-'
-    lines.append(f'{r["part"]:<16}{r.get("batch_size", "-")!s:>7}'
+    lines.append(f'{r["part"]:<28}{r.get("batch_size", "-")!s:>7}'
                  f'{cell("examples_per_sec", ",.0f"):>12}'
                  f'{cell("ratio", ".2f"):>8}{cell("seconds_to_98", ".1f"):>12}'
                  f'{cell("peak_rss_mb", ".0f"):>9}')
@@ -390,11 +433,11 @@ def table(rows):
 def parse_args(argv):
   parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
   cli.add_data_dir(parser)
-  parser.add_argument('--batch-sizes', default='128,1024',
+  parser.add_argument('--batch-sizes', default='128,1024,8192',
                       help='comma-separated batch sizes for the speed parts')
   parser.add_argument('--examples', type=int, default=400_000,
                       help='training examples per speed measurement (steps: '
-                      'this over the batch size, at least 300)')
+                      f'this over the batch size, at least {MIN_STEPS})')
   parser.add_argument('--steps', type=int,
                       help='training steps per speed measurement, instead of '
                       '--examples')

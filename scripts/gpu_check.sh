@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # On a machine with an NVIDIA GPU, in one call: install the GPU build of
 # TensorFlow 2.15 into .venv-gpu, confirm TensorFlow sees the GPU, then run
-# the benchmark there: the custom model at --steps-per-run 1 and at its
-# default, with and without dropout, beside the bare tf.function loop and
-# Keras, at batch sizes 128 to 8192; then one GPU against all of them.
-# Arguments go to scripts/benchmark.py
+# the benchmark there: the premade model, the custom model at
+# --steps-per-run 1 and at its default, with and without dropout, beside the
+# bare tf.function loop (also with the trainer's dropout masks and with
+# Keras's Dropout layers) and Keras, at batch sizes 128, 1024 and 8192; then
+# one GPU against all of them. Arguments go to scripts/benchmark.py
 # (e.g. --steps-per-run 100 to measure another K).
 set -euo pipefail
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then  # the comment above
@@ -34,7 +35,7 @@ if not gpus:
 PY
 cd "$ROOT"
 "$VENV/bin/python" scripts/benchmark.py --batch-sizes 128,1024,8192 \
-  --parts matmul,bare,keras,custom_k1,custom,custom_dropout_k1,custom_dropout \
+  --parts matmul,bare,bare_dropout,keras_dropout,keras,premade,custom_k1,custom,custom_dropout_k1,custom_dropout \
   "$@"
 # One GPU (custom_k1, --distribute none) against all of this machine's GPUs
 # (gpus_all, MirroredStrategy; the same as custom_k1 on a 1-GPU machine), at

@@ -62,7 +62,7 @@ def train_input_fn(split, batch_size, seed, scale_inputs=True,
     key = tf.stack([tf.cast(seed, tf.int64) * count + index, epoch])
     order = tf.random.experimental.stateless_shuffle(
         tf.range(split.size), seed=key)
-    batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+    batches = _index_batches(order, split.size, batch_size)
     if replicas:
       batches = _replica_slices(batches, *replicas)
     return batches.map(lambda i: (tf.gather(images, i), tf.gather(labels, i)))
@@ -108,6 +108,21 @@ def _replica_slices(batches, first, local, total):
     return tf.data.Dataset.range(first, first + local).map(
         lambda r: indices[r * rows // total:(r + 1) * rows // total])
   return batches.filter(lambda i: tf.size(i) >= total).flat_map(slices)
+
+
+def _index_batches(order, size, batch_size):
+  """`order` cut into batches of indices, the last one partial.
+
+  Reshaped in one op, not `.batch()`ed: batching passes every index through
+  tf.data one by one, which cost a quarter to a third of the input's CPU time per batch
+  of 128 (measured by iterating the input alone).
+  """
+  full = size // batch_size * batch_size
+  batches = tf.data.Dataset.from_tensor_slices(
+      tf.reshape(order[:full], [-1, batch_size]))
+  if full < size:
+    batches = batches.concatenate(tf.data.Dataset.from_tensors(order[full:]))
+  return batches
 
 
 def eval_input_fn(split, batch_size, scale_inputs=True):

@@ -10,6 +10,7 @@ restart. All export the same serving signature.
 import tensorflow as tf
 
 from trainer import data
+from trainer import dropout
 from trainer import multistep
 from trainer.inputs import FEATURE_KEY
 
@@ -136,22 +137,12 @@ def _initializer(cfg, layer):
   return tf.keras.initializers.GlorotUniform(seed=cfg.seed + layer)
 
 
-def _dropout(x, rate, seed):
-  """Inverted dropout whose mask depends only on `seed`.
-
-  Seeded by (cfg.seed, global step, layer), a step draws the same mask
-  however many steps a Session.run takes (--steps-per-run) and after a
-  resume.
-  """
-  keep = tf.random.stateless_uniform(tf.shape(x), seed) >= rate
-  return tf.where(keep, x / (1 - rate), tf.zeros_like(x))
-
-
 def _network(cfg):
   """The custom model's layers; returns logits(x, step=None).
 
   With `step` (training) each hidden layer, and the pixels when
-  `input_dropout` is set, is followed by its dropout rate.
+  `input_dropout` is set, is followed by its dropout rate (masks from
+  trainer.dropout).
   The layers are created here, in one order, so their variable names do
   not depend on where they are first called.
   """
@@ -161,19 +152,26 @@ def _network(cfg):
   output = tf.keras.layers.Dense(data.NUM_CLASSES,
                                  kernel_initializer=_initializer(cfg, 0))
 
+  widths = (data.PIXELS,) + tuple(cfg.hidden_units)
+  rates = (cfg.input_dropout,) + tuple(cfg.dropout)
+
   def logits(x, step=None):
-    def dropout(x, rate, layer):
-      if step is None or not rate:
-        return x
-      seed = tf.stack([tf.cast(cfg.seed, tf.int64), tf.cast(step, tf.int64)])
-      return _dropout(x, rate,
-                      tf.random.experimental.stateless_fold_in(seed, layer))
-    x = dropout(x, cfg.input_dropout, 0)
-    for i, (layer, rate) in enumerate(zip(hidden, cfg.dropout), 1):
-      x = dropout(layer(x), rate, i)
+    masks = [None] * len(rates)
+    if step is not None:
+      # Seeded by (seed, step), one part per layer: a step's masks do not
+      # depend on --steps-per-run or on a resume.
+      masks = dropout.masks(tf.shape(x)[0], widths, rates, tf.stack(
+          [tf.cast(cfg.seed, tf.int64), tf.cast(step, tf.int64)]), x.dtype)
+    x = _masked(x, masks[0])
+    for layer, mask in zip(hidden, masks[1:]):
+      x = _masked(layer(x), mask)
     return output(x)
   logits.layers = hidden + [output]
   return logits
+
+
+def _masked(x, mask):
+  return x if mask is None else x * mask
 
 
 def _train_step(cfg, network):

@@ -75,7 +75,9 @@ def estimator_config(cfg, role=None):
       tf_random_seed=cfg.seed,
       save_checkpoints_secs=cfg.checkpoint_secs,
       keep_checkpoint_max=cfg.keep_checkpoints,
-      log_step_count_steps=cfg.log_every_steps,
+      # progress.ProgressHook logs step, loss and speed; the Estimator's own
+      # step counter and loss logger would add two hooks to every step.
+      log_step_count_steps=None,
       save_summary_steps=cfg.summary_steps,
       train_distribute=strategy)
 
