@@ -455,10 +455,7 @@ def parse_args(argv):
   parser.add_argument('--child', help=argparse.SUPPRESS)
   parser.add_argument('--batch-size', type=int, help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
-  unknown = set(args.parts.split(',')) - set(PARTS)
-  if unknown:
-    parser.error(f'unknown part(s) {", ".join(sorted(unknown))}; choose from '
-                 f'{", ".join(PARTS)}')
+  cli.choices(parser, args.parts, list(PARTS), 'part')
   return args
 
 

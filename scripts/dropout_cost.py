@@ -177,11 +177,7 @@ def main(argv=None):
                       help=f'tf.function calls of {BLOCK} steps per round')
   parser.add_argument('--variants', default=','.join(VARIANTS))
   args = parser.parse_args(argv)
-  variants = args.variants.split(',')
-  unknown = set(variants) - set(VARIANTS)
-  if unknown:
-    parser.error(f'unknown variant(s) {", ".join(sorted(unknown))}; choose '
-                 f'from {", ".join(VARIANTS)}')
+  variants = cli.choices(parser, args.variants, VARIANTS, 'variant')
   tf.random.set_seed(0)
   x = tf.random.uniform([8192, WIDTHS[0]])
   y = tf.random.uniform([8192], maxval=10, dtype=tf.int32)

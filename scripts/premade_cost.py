@@ -183,11 +183,7 @@ def main(argv=None):
   parser.add_argument('--rounds', type=int, default=3)
   parser.add_argument('--variants', default=','.join(VARIANTS))
   args = parser.parse_args(argv)
-  variants = args.variants.split(',')
-  unknown = set(variants) - set(VARIANTS)
-  if unknown:
-    parser.error(f'unknown variant(s) {", ".join(sorted(unknown))}; choose '
-                 f'from {", ".join(VARIANTS)}')
+  variants = cli.choices(parser, args.variants, VARIANTS, 'variant')
   tf.get_logger().setLevel('ERROR')
   mnist = data.load(data.resolve_data_dir(args.data_dir))
   speeds = {v: [] for v in variants}

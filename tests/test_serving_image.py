@@ -162,12 +162,7 @@ def server(image, exports, gcs):
     wait_healthy(url, proc, log)
     yield dict(url=url, proc=proc, log=log)
   finally:
-    proc.terminate()
-    try:
-      proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-      proc.kill()
-      proc.wait()
+    processes.stop(proc, timeout=30)
 
 
 def wait_healthy(url, proc, log, timeout=240):

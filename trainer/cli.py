@@ -87,3 +87,13 @@ def add_data_dir(parser, help_text=DATA_DIR_HELP):
   """--data-dir (also --data_dir), as trainer.task spells it."""
   parser.add_argument('--data-dir', '--data_dir', dest='data_dir',
                       help=help_text)
+
+
+def choices(parser, text, allowed, what):
+  """A comma-separated list of names from `allowed`; parser.error otherwise."""
+  names = text.split(',')
+  unknown = set(names) - set(allowed)
+  if unknown:
+    parser.error(f'unknown {what}(s) {", ".join(sorted(unknown))}; choose '
+                 f'from {", ".join(allowed)}')
+  return names

@@ -45,13 +45,18 @@ def started(args, log_path):
   try:
     yield proc
   finally:
-    if proc.poll() is None:
-      proc.terminate()
-      try:
-        proc.wait(timeout=60)
-      except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop(proc)
+
+
+def stop(proc, timeout=60):
+  """SIGTERM, then SIGKILL if proc has not exited within timeout seconds."""
+  if proc.poll() is None:
+    proc.terminate()
+    try:
+      proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+      proc.kill()
+      proc.wait()
 
 
 def run(args, timeout=300, **environ):
