@@ -31,7 +31,7 @@ ACTIVATIONS = ('relu', 'elu', 'gelu', 'tanh', 'sigmoid')
 LR_SCHEDULES = ('constant', 'cosine')
 
 # Per model type: the values of settings left unset (None). Chosen by
-# measurement on the MNIST test set (README, "What you get"). The custom
+# measurement on the MNIST test set (README, "What you get"; docs/performance.md). The custom
 # model's dropout rate applies to every hidden layer. The keras model is the
 # custom model written as a Keras Sequential, and shares its defaults.
 MODEL_DEFAULTS = {
@@ -55,7 +55,7 @@ def describe_defaults(name, model_types=MODEL_TYPES):
 # examples per Session.run (20 steps at its batch size 256; 40 at 128, 5 at
 # 1024; at most --log-every-steps): enough steps to amortize a run's cost,
 # few enough that stacked batches stay small and progress lines and
-# checkpoints fine-grained. Chosen by measurement (README, "Performance").
+# checkpoints fine-grained. Chosen by measurement (docs/performance.md, "--steps-per-run").
 # The other model types, and the custom model where K > 1 is not
 # supported, take 1.
 EXAMPLES_PER_RUN = 5120
