@@ -23,6 +23,8 @@ import tensorflow as tf
 from tests.support import processes
 from trainer import config
 
+pytestmark = pytest.mark.slow  # real clusters and logical devices
+
 SCRIPT = os.path.join(os.path.dirname(__file__), 'support', 'logical_devices.py')
 SMALL = {'hidden_units': [64, 32], 'batch_size': 48, 'steps_per_run': 1,
          'eval_secs': 0, 'checkpoint_secs': 3600}

@@ -22,6 +22,8 @@ from tests.support import processes
 from trainer import jobdir
 from trainer import peers
 
+pytestmark = pytest.mark.slow  # real clusters, killed and restarted
+
 TARGET = 4000  # the chief trains alone while the worker starts (5 s)
 SYNC_TARGET = 1200  # synchronous steps are slower here, and start later
 TRAINERS = ('chief-0', 'worker-0')

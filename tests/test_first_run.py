@@ -64,6 +64,7 @@ def assert_tensorboard_reads(output, job_dir, env):
   assert {'accuracy', 'loss'} <= set(scalars['scalars']), inspected.stdout
 
 
+@pytest.mark.slow  # trains through train_local.sh
 def test_train_local_prints_a_tensorboard_command_that_reads_the_job(
     tmp_path, mnist_dir):
   environ = {**processes.env(), 'VENV': sys.prefix,
