@@ -48,12 +48,18 @@ def instructions(path=DOCKERFILE):
   return steps
 
 
+def _from_version(steps, pattern, kind):
+  """The version the Dockerfile's one FROM image names, by pattern."""
+  image, = [rest for word, rest in steps if word == 'FROM']
+  match = re.match(pattern, image)
+  assert match, f'FROM {image}: not a {kind} image'
+  return match.group(1)
+
+
 def base_tensorflow(steps):
   """The TensorFlow version of the FROM image, e.g. 2.15.0."""
-  image, = [rest for word, rest in steps if word == 'FROM']
-  match = re.match(r'tensorflow/tensorflow:(\d+\.\d+\.\d+)', image)
-  assert match, f'FROM {image}: not a tensorflow/tensorflow image'
-  return match.group(1)
+  return _from_version(steps, r'tensorflow/tensorflow:(\d+\.\d+\.\d+)',
+                       'tensorflow/tensorflow')
 
 
 def tensorflow_venv(folder, version):
@@ -74,10 +80,7 @@ def tensorflow_venv(folder, version):
 
 def base_python(steps):
   """The Python version of a FROM python:X.Y[-variant] image, e.g. 3.11."""
-  image, = [rest for word, rest in steps if word == 'FROM']
-  match = re.match(r'python:(\d+\.\d+)', image)
-  assert match, f'FROM {image}: not a python image'
-  return match.group(1)
+  return _from_version(steps, r'python:(\d+\.\d+)', 'python')
 
 
 def python_venv(folder, version, lock):
