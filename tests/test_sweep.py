@@ -201,3 +201,16 @@ def test_plots_command_redraws_a_sweep(two_run_sweep, command):
   assert os.path.isfile(os.path.join(sweep_dir, 'plots', 'accuracy.png'))
   moved = 'python -m trainer.plots is now python -m trainer.sweep.plots'
   assert (moved in result.stderr) == (command == 'trainer.plots')
+
+
+@pytest.mark.parametrize('args', [[], ['no-such-sweep']])
+def test_the_old_plots_name_keeps_its_errors_to_one_line(tmp_path, args):
+  result = subprocess.run([sys.executable, '-m', 'trainer.plots', *args],
+                          cwd=tmp_path, env=dict(os.environ, PYTHONPATH=ROOT),
+                          capture_output=True, text=True, timeout=120,
+                          check=False)
+  assert result.returncode == 1
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1, result.stderr
+  assert lines[0].startswith('error: ') and lines[0].endswith(
+      '(note: python -m trainer.plots is now python -m trainer.sweep.plots)')

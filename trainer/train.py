@@ -132,6 +132,11 @@ def _prepare(cfg, role, validate_only, started):
   cfg = cfg.with_train_steps(mnist.train.size)
   jobdir.prepare(cfg)
   if strategy == 'multiworker':
+    # Graph mode before any model is built: Keras gives Sequential a v1 or
+    # v2 base class, for the whole process, by the mode each model is built
+    # in, so a model built eagerly here lost its attributes once the
+    # strategy's graph mode rebuilt the class.
+    tf.compat.v1.disable_eager_execution()
     # Evaluates and exports on this task alone: no strategy, no cluster.
     evaluating = model.build_estimator(
         cfg, estimator_config(dataclasses.replace(cfg, distribute='none')))

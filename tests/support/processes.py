@@ -97,6 +97,18 @@ def wait_for_checkpoint_after(job_dir, step, proc, timeout=240):
   raise AssertionError(f'no checkpoint after step {step} in {timeout}s')
 
 
+def wait_for_file(path, proc, timeout=120):
+  """Waits until path exists; fails if proc ends first."""
+  deadline = time.monotonic() + timeout
+  while not os.path.exists(path):
+    if proc.poll() is not None:
+      raise AssertionError(f'{proc.args} exited ({proc.returncode}) before '
+                           f'writing {path}')
+    if time.monotonic() > deadline:
+      raise AssertionError(f'no {path} after {timeout}s')
+    time.sleep(0.05)
+
+
 def wait_for_line(path, pattern, proc, timeout=60):
   """The first match of `pattern` in the file at path, once it is written."""
   deadline = time.monotonic() + timeout
