@@ -196,6 +196,8 @@ def test_vertex_multi_worker_gpu_pool(fake_tools, tmp_path):
     assert pool['machineSpec']['acceleratorCount'] == 1
     assert pool['containerSpec'] == {
         'imageUri': IMAGE, 'args': ['--data-dir', 'gs://my-bkt/mnist']}
+  assert yaml.safe_load(call['config'])['scheduling'] == {
+      'restartJobOnWorkerRestart': True}
   refused = script('submit_vertex.py', '--workers', '2', '--spec',
                    os.path.join(ROOT, 'configs', 'vertex', 'multi-worker.yaml'),
                    '--workers', '0', env=dict(env, BUCKET='my-bkt', REGION='r',
@@ -220,6 +222,115 @@ def test_vertex_dry_run_prints_a_command_that_works_when_pasted(tmp_path):
   assert config == str(spec_out)
   with open(config) as f:
     assert yaml.safe_load(f) == printed, 'the file gcloud reads is kept'
+
+
+@pytest.mark.parametrize('flag, restart', [
+    ([], True), (['--no-restart-job-on-worker-restart'], False)])
+def test_vertex_dry_run_shows_the_whole_job_restart(tmp_path, flag, restart):
+  result = ok(script('submit_vertex.py', '--dry-run', '--workers', '2', *flag,
+                     '--spec-out', str(tmp_path / 'job.yaml'), '--',
+                     '--batch-size', '192',
+                     env={'PATH': str(tmp_path), 'BUCKET': 'my-bkt',
+                          'REGION': 'r', 'IMAGE_URI': IMAGE}))
+  assert f'restartJobOnWorkerRestart: {str(restart).lower()}' in result.stdout
+  printed = yaml.safe_load(result.stdout.split('\n+ gcloud')[0])
+  assert printed['scheduling'] == {'restartJobOnWorkerRestart': restart}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('workers', range(1, 9))
+def test_vertex_workers_submit_only_jobs_that_start(fake_tools, tmp_path,
+                                                    workers):
+  """The default --batch-size 128 splits over 2, 4 or 8 replicas (1, 3, 7
+  workers): those jobs are submitted; the others are refused here, offline,
+  in the trainer's one line, and nothing reaches gcloud."""
+  env, calls = fake_tools
+  result = script('submit_vertex.py', '--workers', str(workers),
+                  '--spec-out', str(tmp_path / 'job.yaml'), '--',
+                  '--data-dir', 'gs://my-bkt/mnist',
+                  env=dict(env, BUCKET='my-bkt', REGION='r', IMAGE_URI=IMAGE))
+  if 128 % (workers + 1) == 0:
+    ok(result)
+    call, = calls()
+    assert yaml.safe_load(call['config'])['scheduling'] == {
+        'restartJobOnWorkerRestart': True}
+  else:
+    assert result.returncode == 1 and not calls()
+    assert result.stderr.strip().splitlines() == [
+        f'error: --batch-size=128 must be a multiple of the {workers + 1} '
+        'replicas --distribute multiworker trains here: each takes an equal '
+        f'share of a batch; give for example --batch-size='
+        f'{128 // (workers + 1) * (workers + 1)} (for this job: 1 chief (1 '
+        f'GPU), {workers} workers (1 GPU); nothing was submitted)']
+
+
+def vertex_shape(spec):
+  """{pool: [addresses]} and GPUs per replica of a Vertex AI job spec."""
+  job = spec.get('trialJobSpec', spec)
+  pools = job['workerPoolSpecs']
+  cluster = {f'workerpool{i}': [f'h{i}-{r}:2222'
+                                for r in range(pool['replicaCount'])]
+             for i, pool in enumerate(pools) if pool}
+  return ('CLUSTER_SPEC', {'cluster': cluster, 'task': {
+      'type': 'workerpool0', 'index': 0}},
+          pools[0]['machineSpec'].get('acceleratorCount', 0))
+
+
+def ai_platform_shape(spec):
+  """TF_CONFIG and GPUs per replica of an AI Platform trainingInput."""
+  job = spec['trainingInput']
+  cluster = {'master': ['m:2222']}
+  for name, count in (('worker', 'workerCount'),
+                      ('ps', 'parameterServerCount')):
+    if job.get(count):
+      cluster[name] = [f'{name}{i}:2222' for i in range(job[count])]
+  gpus = job.get('masterConfig', {}).get('acceleratorConfig', {})
+  return ('TF_CONFIG', {'cluster': cluster, 'task': {
+      'type': 'master', 'index': 0}}, gpus.get('count', 0))
+
+
+def tuned_batch_sizes(spec):
+  """The batch sizes a tuning spec tries; [None] (the default) if none."""
+  params = (spec.get('studySpec', {}).get('parameters') or
+            spec.get('trainingInput', {}).get('hyperparameters', {}).get(
+                'params') or [])
+  for param in params:
+    if param.get('parameterId', param.get('parameterName')) == 'batch-size':
+      return (param.get('discreteValueSpec', {}).get('values') or
+              param.get('discreteValues'))
+  return [None]
+
+
+SHIPPED = ['config.yaml'] + [
+    os.path.join('configs', kind, name)
+    for kind in ('ai-platform', 'vertex') for name in sorted(
+        os.listdir(os.path.join(ROOT, 'configs', kind)))
+    if kind == 'ai-platform' or name in ('gpu.yaml', 'tuning.yaml')]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('path', SHIPPED)
+def test_every_shipped_config_passes_validate_only(tmp_path, path):
+  """Each shipped job shape with the trainer's defaults (and each batch size
+  a tuning spec tries) passes the trainer's own offline check; the
+  multi-worker spec's shapes are checked above, per --workers."""
+  with open(os.path.join(ROOT, path)) as f:
+    spec = yaml.safe_load(f.read().replace('$WORKER_COUNT', '1'))
+  variable, described, gpus = (ai_platform_shape(spec) if 'trainingInput'
+                               in spec else vertex_shape(spec))
+  for batch in tuned_batch_sizes(spec):
+    args = ['--job-dir', str(tmp_path)] + (
+        ['--batch-size', str(batch)] if batch else [])
+    result = subprocess.run(
+        [sys.executable, '-m', 'trainer.task', *args, '--validate-only',
+         '--validate-gpus', str(gpus)], cwd=ROOT, capture_output=True,
+        text=True, timeout=120, check=False,
+        env=dict({k: v for k, v in os.environ.items()
+                  if k not in ('TF_CONFIG', 'CLUSTER_SPEC')},
+                 **{variable: json.dumps(described)}))
+    assert result.returncode == 0, (path, batch, result.stderr[-1000:])
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        'ok: the flags fit this job')
 
 
 @pytest.mark.parametrize('cloud_build', [False, True])

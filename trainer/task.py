@@ -70,6 +70,12 @@ flags.DEFINE_boolean('validate_only', False,
                      'Check the flags, TF_CONFIG, the data and the job dir, '
                      'then exit without training or writing anything but '
                      'the job dir itself.')
+flags.DEFINE_integer('validate_gpus', None,
+                     'With --validate-only: check only the flags against the '
+                     'cluster in TF_CONFIG (or CLUSTER_SPEC) as if each '
+                     'replica had this many GPUs, offline: no data, job dir '
+                     'or bucket is read. scripts/submit_vertex.py runs it '
+                     'before it submits.', lower_bound=0)
 
 
 def normalize_argv(argv):
@@ -182,6 +188,9 @@ def main(argv):
   try:
     role = cluster.from_environment()
     cfg = config_from_flags()
+    if FLAGS.validate_gpus is not None:
+      train.validate_shape(cfg, role, FLAGS.validate_gpus)
+      return
     results = train.run(cfg, role, validate_only=FLAGS.validate_only)
   except errors.Error as e:
     _fail(f'error: {e}')

@@ -119,14 +119,31 @@ def run(cfg, role=None, validate_only=False):
     return _PARTS[_part_name(job.role)](job)
 
 
-def _prepare(cfg, role, validate_only, started):
-  """The checks every role makes before it trains, and what they build."""
-  devices = cluster.local_devices()
+def validate_shape(cfg, role, gpus):
+  """The checks of `_shaped` for a cluster whose replicas have `gpus` GPUs
+  each, offline: what a job submitter can check before the job exists."""
+  devices = [f'/device:GPU:{i}' for i in range(gpus)] or ['/device:CPU:0']
+  cfg, replicas = _shaped(cfg, role, devices)
+  say(f'ok: the flags fit this job: {cfg.distribute}, {replicas} '
+      f'replica{"s" * (replicas > 1)}; the data and job dir are checked when '
+      'it starts')
+
+
+def _shaped(cfg, role, devices):
+  """cfg with the strategy it gets on `devices`, and the replicas that
+  train in step; refuses flags that cannot run in that shape."""
   strategy = cluster.choose(cfg.distribute, role, devices)
   cfg = cfg.with_strategy(strategy).with_steps_per_run(
       in_cluster=not role.is_local)
   replicas = cluster.replicas(strategy, role, devices)
   _check_batch_shares(cfg, replicas)
+  return cfg, replicas
+
+
+def _prepare(cfg, role, validate_only, started):
+  """The checks every role makes before it trains, and what they build."""
+  cfg, replicas = _shaped(cfg, role, cluster.local_devices())
+  strategy = cfg.distribute
   cloud.check_bucket(cfg.job_dir)
   mnist = data.load(data.resolve_data_dir(cfg.data_dir))
   cfg = cfg.with_train_steps(mnist.train.size)
@@ -160,7 +177,8 @@ def _check_batch_shares(cfg, replicas):
     raise errors.UsageError(
         f'--batch-size={cfg.batch_size} must be a multiple of the '
         f'{replicas} replicas --distribute {cfg.distribute} trains here: '
-        'each takes an equal share of a batch')
+        'each takes an equal share of a batch; give for example '
+        f'--batch-size={cfg.batch_size // replicas * replicas or replicas}')
 
 
 def _part_name(role):
