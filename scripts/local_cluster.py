@@ -19,6 +19,13 @@ task still running gets SIGTERM (the chief then saves a checkpoint) and,
 after --grace-secs, SIGKILL. Tasks die with this script too (Linux).
 Rerunning the same command resumes.
 
+With --restart-job-on-worker-restart a failed task (non-zero status, or
+killed) instead restarts the whole job, as Vertex AI's
+scheduling.restartJobOnWorkerRestart does: every task still running is
+stopped as above, then every task starts again with the same TF_CONFIG
+and the job resumes from its newest checkpoint; at most --max-job-restarts
+times.
+
   scripts/local_cluster.py --workers 2 --ps 1 --evaluator -- \\
       --job-dir jobs/cluster --data-dir DIR --train-steps 2000
 
@@ -61,12 +68,18 @@ def parse_args(argv):
                       help='folder for <task>.log (default <job-dir>/logs)')
   parser.add_argument('--grace-secs', type=float, default=30,
                       help='seconds from SIGTERM to SIGKILL when stopping')
+  parser.add_argument('--restart-job-on-worker-restart', action='store_true',
+                      help='when a task fails, restart every task (Vertex '
+                      'AI\'s scheduling.restartJobOnWorkerRestart)')
+  parser.add_argument('--max-job-restarts', type=int, default=5,
+                      help='with --restart-job-on-worker-restart: restarts '
+                      'before a failure ends the job (default 5)')
   parser.add_argument('--python', default=sys.executable,
                       help='Python that runs trainer.task')
   parser.add_argument('trainer_args', nargs='*', metavar='TRAINER_FLAGS')
   args = parser.parse_args(argv)
-  if args.workers < 0 or args.ps < 0:
-    parser.error('--workers and --ps must be 0 or more')
+  if args.workers < 0 or args.ps < 0 or args.max_job_restarts < 0:
+    parser.error('--workers, --ps and --max-job-restarts must be 0 or more')
   job_dir = _flag_value(args.trainer_args, 'job_dir')
   if not job_dir:
     parser.error('pass the trainer flags after --, including --job-dir')
@@ -293,6 +306,16 @@ def main(argv=None):
       return 1
     cluster.start()
     failed = cluster.wait()
+    restarts = 0
+    while failed and args.restart_job_on_worker_restart and (
+        restarts < args.max_job_restarts):
+      restarts += 1
+      print(f'restarting every task (restart {restarts} of at most '
+            f'{args.max_job_restarts}): {cluster.describe(failed)}',
+            file=sys.stderr, flush=True)
+      cluster.stop()
+      cluster.start()
+      failed = cluster.wait()
   except _Stopped as e:
     print(f'stopping the cluster on {signal.Signals(e.signum).name}',
           file=sys.stderr)

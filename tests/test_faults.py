@@ -1,10 +1,13 @@
-"""Faults in a parameter-server job, with real processes on loopback.
+"""Faults in cluster jobs, with real processes on loopback.
 
 A chief, a worker and a ps, each `python -m trainer.task` with its own
 TF_CONFIG. Mid-run one task is SIGKILLed (a machine lost) and started again
 with the same TF_CONFIG, as Vertex AI and AI Platform restart a replica:
 the job still ends at exactly --train-steps with one export. A task lost
-for good ends the others within --lost-task-secs. Each test prints what
+for good ends the others within --lost-task-secs. A synchronous job (a
+chief and 2 workers) whose worker is killed is restarted as a whole, as
+Vertex AI's restartJobOnWorkerRestart does, twice, and still ends at its
+target; lost for good, it leaves no task running. Each test prints what
 its fault cost (steps redone, seconds) as one JSON line.
 """
 
@@ -12,6 +15,7 @@ import datetime
 import json
 import os
 import re
+import signal
 import time
 
 import pytest
@@ -151,47 +155,129 @@ def test_a_task_lost_for_good_ends_the_others_within_the_bound(
                         ended.items()}}))
 
 
+RESTART_TARGET = 2000  # two kills and two restarts, each after a checkpoint
 
-def test_multiworker_a_killed_worker_ends_the_job_and_a_rerun_resumes(
+
+def restart_job_args(mnist_dir, job_dir, target=RESTART_TARGET):
+  """A chief and 2 workers in sync, restarted as a whole on a task's loss."""
+  return [*processes.LOCAL_CLUSTER, '--workers', '2', '--ps', '0',
+          '--restart-job-on-worker-restart', '--grace-secs', '10', '--',
+          *job_args(mnist_dir, job_dir, 120, target), '--batch-size', '48',
+          '--log-every-steps', '10']
+
+
+def segments(log_path):
+  """Each start of the chief, in order: (the step it resumed from, its
+  progress [(time.time(), step)])."""
+  with open(log_path, errors='replace') as f:
+    starts = f.read().split('--- ')[1:]
+  year = datetime.date.today().year
+  found = []
+  for text in starts:
+    resumed = re.search(r'resuming from step ([\d,]+) of', text)
+    found.append((int(resumed.group(1).replace(',', '')) if resumed else 0, [
+        (datetime.datetime.strptime(f'{year}{stamp}',
+                                    '%Y%m%d %H:%M:%S.%f').timestamp(),
+         int(step)) for stamp, step in _LINE.findall(text)]))
+  return found
+
+
+def worker_pids(launcher_log):
+  with open(launcher_log) as f:
+    return [int(p) for p in re.findall(r'started worker-1 \(pid (\d+)\)',
+                                       f.read())]
+
+
+def kill_worker_after_a_checkpoint(launcher, launcher_log, job_dir, start):
+  """Once start `start` of worker 1 runs and a checkpoint newer than the
+  job's previous one exists, SIGKILLs worker 1; returns time.time()."""
+  deadline = time.monotonic() + 240
+  while len(worker_pids(launcher_log)) < start:
+    assert launcher.poll() is None and time.monotonic() < deadline, (
+        'the job was not restarted')
+    time.sleep(0.1)
+  before = processes.newest_step(job_dir) or 0
+  processes.wait_for_checkpoint_after(job_dir, before, launcher)
+  time.sleep(0.5)  # mid-way between checkpoints, not just after one
+  os.kill(worker_pids(launcher_log)[-1], signal.SIGKILL)
+  return time.time()
+
+
+def restart_cost(starts, killed_at):
+  """Steps redone and seconds lost by the kill at killed_at: from the step
+  the chief had reached to the step the next start resumed from, and until
+  the chief passed the step it had reached."""
+  (_, before), (resumed, after) = starts
+  reached = max(step for when, step in before if when <= killed_at)
+  recent = [(w, s) for w, s in before if killed_at - 2 <= w <= killed_at]
+  rate = (recent[-1][1] - recent[0][1]) / max(recent[-1][0] - recent[0][0],
+                                             1e-3)
+  passed = min(w for w, s in after if s > reached)
+  return {'reached': reached, 'resumed_from': resumed,
+          'steps_redone': reached - resumed, 'steps_per_sec': round(rate),
+          'secs_lost': round(passed - killed_at, 1)}
+
+
+def test_multiworker_the_whole_job_restarted_twice_ends_at_its_target(
     tmp_path, mnist_dir):
-  """A chief and a worker, synchronous (all-reduce, no ps): the worker is
-  SIGKILLed and started again. TensorFlow 2.15 cannot take it back into the
-  all-reduce group, so the chief exits 1 within seconds (trainer/peers.py),
-  and a rerun of the whole job resumes from the newest checkpoint and ends
-  at its target with one export."""
+  """A chief and 2 workers in sync; worker 1 is SIGKILLed, every task is
+  restarted with the same TF_CONFIG (Vertex AI's restartJobOnWorkerRestart,
+  as local_cluster.py does it), and again after the first restart. The job
+  ends at exactly its target with one export; each kill redoes at most the
+  steps since the newest checkpoint (--checkpoint-secs 1)."""
   job_dir = str(tmp_path / 'job')
-  target = SYNC_TARGET
-  # Progress every 10 steps: the step reached at the kill, to within 10.
-  args = job_args(mnist_dir, job_dir, 120, target) + ['--log-every-steps',
-                                                      '10']
-  with cluster_tasks.Tasks(1, 0, args, str(tmp_path / 'logs')) as tasks:
+  log = str(tmp_path / 'local_cluster.log')
+  started = time.monotonic()
+  with processes.started(restart_job_args(mnist_dir, job_dir), log) as job:
+    kills = [kill_worker_after_a_checkpoint(job, log, job_dir, start)
+             for start in (1, 2)]
+    status = job.wait(timeout=400)
+  with open(log) as f:
+    launcher = f.read()
+  assert status == 0, launcher[-3000:]
+  assert launcher.count('restarting every task') == 2, launcher[-3000:]
+  assert len(worker_pids(log)) == 3
+  assert_one_export_at_the_target(job_dir, RESTART_TARGET)
+  starts = segments(os.path.join(job_dir, 'logs', 'chief-0.log'))
+  assert len(starts) == 3
+  costs = [restart_cost(starts[i:i + 2], killed_at)
+           for i, killed_at in enumerate(kills)]
+  for cost in costs:
+    # A checkpoint at least every second, and progress lines every 10 steps.
+    assert 0 <= cost['steps_redone'] <= cost['steps_per_sec'] * 1.5 + 20, (
+        costs)
+  print(json.dumps({'fault': 'SIGKILL worker-1 twice, whole job restarted',
+                    'kills': costs,
+                    'job_secs': round(time.monotonic() - started, 1)}))
+
+
+def test_multiworker_a_worker_lost_for_good_ends_every_task(
+    tmp_path, mnist_dir):
+  """Without a restart: the chief and the other worker exit 1 within
+  seconds, the evaluator once the chief has been gone --lost-task-secs;
+  no task is left running."""
+  job_dir = str(tmp_path / 'job')
+  bound = 10
+  args = job_args(mnist_dir, job_dir, bound, SYNC_TARGET) + [
+      '--batch-size', '48']
+  with cluster_tasks.Tasks(2, 0, args, str(tmp_path / 'logs')) as tasks:
     tasks.start_all()
-    killed, _, newest = kill_mid_run(tasks, job_dir, 'worker-0', target,
-                                     after=100)
-    tasks.start('worker-0')
-    (status, when), = tasks.wait(['chief-0'], timeout=120).values()
-    chief = tasks.output('chief-0')
-    reached = max(step for _, step in progress(tasks)['chief-0'])
-  # The restarted worker is stopped on leaving, as a platform ends a job
-  # whose chief failed.
-  assert status == peers.EXIT_STATUS, chief[-3000:]
-  bound = peers.SYNC_MISSES * (peers.POLL_SECS + peers.PROBE_SECS) + 5
-  assert when - killed <= bound, when - killed
-  assert re.search(r'error: chief 0 stops: worker 0 \(127\.0\.0\.1:\d+\) went '
-                   'away during synchronous training', chief)
-  saved = jobdir.global_step(job_dir)
-  assert 100 < newest <= saved < target
-  rerun_started = time.monotonic()
-  with cluster_tasks.Tasks(1, 0, args, str(tmp_path / 'rerun')) as rerun:
-    rerun.start_all()
-    ended = rerun.wait(TRAINERS, timeout=300)
-    assert {name: status for name, (status, _) in ended.items()} == {
-        name: 0 for name in TRAINERS}, {n: rerun.output(n)[-2000:]
-                                        for n in TRAINERS}
-  results = assert_one_export_at_the_target(job_dir, target)
-  assert results['resumed_from_step'] == saved
-  print(json.dumps({'fault': 'SIGKILL worker-0, synchronous',
-                    'chief_exited_after_secs': round(when - killed, 1),
-                    'checkpoint_at_kill': newest, 'resumed_from': saved,
-                    'steps_redone': max(0, reached - saved),
-                    'rerun_secs': round(time.monotonic() - rerun_started, 1)}))
+    tasks.start('evaluator-0')
+    killed, _, _ = kill_mid_run(tasks, job_dir, 'worker-1', SYNC_TARGET,
+                                after=100)
+    others = ['chief-0', 'worker-0', 'evaluator-0']
+    ended = tasks.wait(others, timeout=bound + 60)
+  slack = (peers.SYNC_MISSES + 1) * (peers.POLL_SECS + peers.PROBE_SECS) + 5
+  for name, (status, when) in ended.items():
+    assert status == peers.EXIT_STATUS, tasks.output(name)[-2000:]
+    assert when - killed <= bound + slack, (name, when - killed)
+  assert re.search(r'error: chief 0 stops: worker \d \(127\.0\.0\.1:\d+\) '
+                   'went away during synchronous training',
+                   tasks.output('chief-0'))
+  assert re.search(r'error: evaluator 0 stops: chief 0 \(127\.0\.0\.1:\d+\) '
+                   f'has refused connections for {bound} s',
+                   tasks.output('evaluator-0'))
+  print(json.dumps({'fault': 'worker-1 lost, synchronous, no restart',
+                    'lost_task_secs': bound, 'exited_after_secs': {
+                        n: round(w - killed, 1) for n, (_, w) in
+                        ended.items()}}))
