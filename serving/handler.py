@@ -6,23 +6,32 @@ AIP_HTTP_PORT, answers GET AIP_HEALTH_ROUTE once this handler has loaded
 the model from AIP_STORAGE_URI, and passes each POST to AIP_PREDICT_ROUTE
 to `handle`. The handler answers as TF Serving's REST API does:
 {"predictions": [...]}, or {"error": "..."} with a 4xx status for a request
-the model cannot take. The server stays up after any of them.
+the model cannot take. The server stays up after any of them. Concurrent
+requests share model calls (serving/batching.py).
 """
 
-import json
+import math
 import os
 import sys
 
 from fastapi import Response
-from starlette.concurrency import run_in_threadpool
 import tensorflow as tf
 
+from serving import batching
 from serving import model as model_lib
 from serving import request as request_lib
+from serving import response
 
-# Vertex AI refuses a bigger online request before it reaches the container;
-# the server refuses it too, so a local run fails as the endpoint would.
-MAX_REQUEST_BYTES = 1_500_000
+# Settings of the image (Dockerfile.serving sets the same defaults).
+# Vertex AI refuses an online request over 1.5 MB before it reaches the
+# container; a batch prediction job sends `batch_size` instances a request
+# (default 64; 1,000 pixel instances are 2.6 MB), so the server takes more.
+# {name: (default, type, least value, what it counts)}
+SETTINGS = {
+    'MAX_REQUEST_BYTES': (64_000_000, int, 1, 'bytes'),
+    'BATCH_WINDOW_MS': (2.0, float, 0, 'milliseconds (0: no batching)'),
+    'BATCH_MAX_ROWS': (512, int, 1, 'instances'),
+}
 
 
 class Handler:
@@ -31,36 +40,58 @@ class Handler:
   def __init__(self, artifacts_uri, predictor=None):
     del predictor  # the contract's hook for CPR predictors: not needed
     try:
+      settings = read_settings(os.environ)
       self.model = model_lib.Model(artifacts_uri)
-    except model_lib.ModelError as e:
+    except (SettingError, model_lib.ModelError) as e:
       sys.exit(f'error: {e}')  # one line, not the server's traceback
-    self.max_bytes = int(os.environ.get('MAX_REQUEST_BYTES',
-                                        MAX_REQUEST_BYTES))
+    self.max_bytes = settings['MAX_REQUEST_BYTES']
+    self.batcher = batching.Batcher(
+        self.model.predict, settings['BATCH_WINDOW_MS'] / 1000,
+        settings['BATCH_MAX_ROWS'])
     print(f'serving {artifacts_uri}: signatures '
-          f'{", ".join(sorted(self.model.signatures))}', file=sys.stderr,
-          flush=True)
+          f'{", ".join(sorted(self.model.signatures))}; '
+          + ', '.join(f'{k}={v}' for k, v in settings.items()),
+          file=sys.stderr, flush=True)
 
   async def handle(self, request):
     try:
-      raw = await _body(request, self.max_bytes)
-      signature, values = request_lib.parse(raw, self.model.signatures)
-      rows = await run_in_threadpool(self._predict, signature, values)
+      with self.batcher.arriving():
+        raw = await _body(request, self.max_bytes)
+        signature, values = request_lib.parse(raw, self.model.signatures)
+      outputs = await self.batcher.run(signature, values)
     except request_lib.RequestError as e:
       return error(str(e), e.status)
-    return Response(json.dumps({'predictions': rows}),
+    except tf.errors.InvalidArgumentError as e:
+      return error(f'the model refused the input: {first_line(e.message)}',
+                   400)
+    return Response(response.predictions(outputs),
                     media_type='application/json')
 
-  def _predict(self, signature, values):
+
+class SettingError(ValueError):
+  """An environment variable of SETTINGS holds what it cannot."""
+
+
+def read_settings(environ):
+  """{name: value} of SETTINGS, from `environ` or the defaults."""
+  found = {}
+  for name, (default, kind, least, unit) in SETTINGS.items():
+    text = environ.get(name, '').strip()
     try:
-      return self.model.predict(signature, values)
-    except tf.errors.InvalidArgumentError as e:
-      raise request_lib.RequestError(
-          f'the model refused the input: {first_line(e.message)}') from None
+      value = kind(text) if text else default
+    except ValueError:
+      value = None
+    if value is None or not least <= value < math.inf:
+      raise SettingError(f'{name}={text} is not a number of {unit} from '
+                         f'{least}; set it to one, or unset it for the '
+                         f'default, {default}')
+    found[name] = value
+  return found
 
 
 def error(message, status):
   """TF Serving's error body: {"error": "..."} on one line."""
-  return Response(json.dumps({'error': message}), status_code=status,
+  return Response(response.error(message), status_code=status,
                   media_type='application/json')
 
 
@@ -85,7 +116,7 @@ async def _body(request, limit):
       chunks.append(chunk)
   if size > limit:
     raise request_lib.RequestError(
-        f'the request body is over {limit:,} bytes, the most Vertex AI online '
-        'prediction takes; send fewer instances per request (scripts/'
-        'make_request.py splits them) or use batch prediction', status=413)
+        f'the request body is over {limit:,} bytes, the most this server '
+        'takes (MAX_REQUEST_BYTES); send fewer instances per request '
+        '(scripts/make_request.py splits them)', status=413)
   return b''.join(chunks)
