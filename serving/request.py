@@ -14,10 +14,10 @@ raw-predict passes the body as is), else the instances choose: images go to
 images to the default signature and fail; a Vertex AI batch prediction job
 sends {"instances": [...]} with no signature name, so the server picks.
 
-The body becomes one numpy array in one pass (orjson, then one np.array
-over all instances) and is checked whole, vectorized: per-instance Python
-work is only the unwrapping of {"x": ...}. Nothing a body holds raises
-anything but RequestError, so a body never gets a 500.
+The usual body, pixels and nothing else, is read straight into one numpy
+array (serving/pixel_body.py); any other in one pass of orjson, then one
+np.array over all instances. Either is checked whole, vectorized. Nothing
+a body holds raises anything but RequestError, so a body never gets a 500.
 """
 
 import json
@@ -25,6 +25,7 @@ import json
 import numpy as np
 import orjson
 
+from serving import pixel_body
 from trainer import export
 from trainer.errors import InputError
 from trainer.predict import readers
@@ -52,6 +53,10 @@ def parse(raw, signatures):
   `signatures` are the names the model has; the input is float32 or uint8
   pixels [n, 784] or [n, 28, 28], or an object array of image bytes [n].
   """
+  pixels = pixel_body.pixels(raw)
+  if pixels is not None:
+    signature = _signature({}, 'pixels', signatures)
+    return signature, _checked(pixels, signature)
   body = _json(raw)
   instances = body.get('instances')
   if not isinstance(instances, list):
@@ -155,6 +160,11 @@ def _pixels(values, signature):
   except OverflowError:  # an integer past float64, e.g. 1 followed by 400 zeros
     raise RequestError('the request holds a number too large to be a pixel; '
                        'pixels must be 0-255') from None
+  return _checked(array, signature)
+
+
+def _checked(array, signature):
+  """The float64 pixels as the signature's dtype, once checked."""
   try:
     array = readers.check_pixels(array, SOURCE)
   except InputError as e:
