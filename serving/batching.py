@@ -9,8 +9,8 @@ thread of its own (TensorFlow spreads each call over the cores); batches
 that fill while it runs wait their turn and grow meanwhile. A request of
 more than `max_rows` goes through in chunks of `max_rows`, which bounds the
 model's memory for a batch prediction job's big requests. A window of 0
-turns batching off: each request's chunks are called alone, in the thread
-pool, as before.
+turns batching off: each request's chunks are called alone, in the event
+loop's thread pool, as before.
 """
 
 import asyncio
@@ -19,7 +19,6 @@ import contextlib
 import dataclasses
 
 import numpy as np
-from starlette.concurrency import run_in_threadpool
 
 
 @dataclasses.dataclass
@@ -61,7 +60,9 @@ class Batcher:
     chunks = [rows[i:i + self._max_rows]
               for i in range(0, len(rows), self._max_rows)]
     if not self._window:
-      parts = [await run_in_threadpool(self._call, key, c) for c in chunks]
+      loop = asyncio.get_running_loop()
+      parts = [await loop.run_in_executor(None, self._call, key, c)
+               for c in chunks]
     else:
       parts = await asyncio.gather(*map(self._enqueue, [key] * len(chunks),
                                         chunks))

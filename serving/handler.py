@@ -10,7 +10,6 @@ the model cannot take. The server stays up after any of them. Concurrent
 requests share model calls (serving/batching.py).
 """
 
-import math
 import os
 import sys
 
@@ -21,17 +20,7 @@ from serving import batching
 from serving import model as model_lib
 from serving import request as request_lib
 from serving import response
-
-# Settings of the image (Dockerfile.serving sets the same defaults).
-# Vertex AI refuses an online request over 1.5 MB before it reaches the
-# container; a batch prediction job sends `batch_size` instances a request
-# (default 64; 1,000 pixel instances are 2.6 MB), so the server takes more.
-# {name: (default, type, least value, what it counts)}
-SETTINGS = {
-    'MAX_REQUEST_BYTES': (64_000_000, int, 1, 'bytes'),
-    'BATCH_WINDOW_MS': (2.0, float, 0, 'milliseconds (0: no batching)'),
-    'BATCH_MAX_ROWS': (512, int, 1, 'instances'),
-}
+from serving import settings as settings_lib
 
 
 class Handler:
@@ -40,9 +29,9 @@ class Handler:
   def __init__(self, artifacts_uri, predictor=None):
     del predictor  # the contract's hook for CPR predictors: not needed
     try:
-      settings = read_settings(os.environ)
+      settings = settings_lib.read(os.environ)
       self.model = model_lib.Model(artifacts_uri)
-    except (SettingError, model_lib.ModelError) as e:
+    except (settings_lib.SettingError, model_lib.ModelError) as e:
       sys.exit(f'error: {e}')  # one line, not the server's traceback
     self.max_bytes = settings['MAX_REQUEST_BYTES']
     self.batcher = batching.Batcher(
@@ -66,27 +55,6 @@ class Handler:
                    400)
     return Response(response.predictions(outputs),
                     media_type='application/json')
-
-
-class SettingError(ValueError):
-  """An environment variable of SETTINGS holds what it cannot."""
-
-
-def read_settings(environ):
-  """{name: value} of SETTINGS, from `environ` or the defaults."""
-  found = {}
-  for name, (default, kind, least, unit) in SETTINGS.items():
-    text = environ.get(name, '').strip()
-    try:
-      value = kind(text) if text else default
-    except ValueError:
-      value = None
-    if value is None or not least <= value < math.inf:
-      raise SettingError(f'{name}={text} is not a number of {unit} from '
-                         f'{least}; set it to one, or unset it for the '
-                         f'default, {default}')
-    found[name] = value
-  return found
 
 
 def error(message, status):

@@ -43,7 +43,8 @@ class RequestError(ValueError):
   """A request the server refuses: HTTP `status`, a one-line message."""
 
   def __init__(self, message, status=400):
-    super().__init__(message)
+    # One line even where it quotes an instance that holds line breaks.
+    super().__init__(message.replace('\r', '\\r').replace('\n', '\\n'))
     self.status = status
 
 
@@ -57,6 +58,11 @@ def parse(raw, signatures):
   if pixels is not None:
     signature = _signature({}, 'pixels', signatures)
     return signature, _checked(pixels, signature)
+  return parse_generally(raw, signatures)
+
+
+def parse_generally(raw, signatures):
+  """parse() for any body: orjson, then one np.array over the instances."""
   body = _json(raw)
   instances = body.get('instances')
   if not isinstance(instances, list):
