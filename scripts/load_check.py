@@ -22,9 +22,11 @@ image's entry point (Dockerfile.serving's ENV and ENTRYPOINT, with
 sends the loads of TARGET_LOADS, then calls the same SavedModel in-process
 in that venv, one instance and 32 a call, and prints one JSON object: each
 load, the in-process rates, the ratios and whether each target is met.
---before CHECKOUT (e.g. `git worktree add /tmp/before main`) runs the same
-loads on that checkout's server first, for the "today" of the first
-target; without it, today is issue 24's figure.
+--before CHECKOUT (an older tree, e.g. `git archive 5b4963a | tar -x -C
+/tmp/before`) starts that checkout's server too and sends each load to
+both in turn, for the "today" of the first target (without it, today is
+issue 24's figure); each load's record holds the server's CPU time per
+request, which other work on a shared machine moves less than the rates.
 """
 
 import argparse

@@ -64,8 +64,7 @@ class Batcher:
       parts = [await loop.run_in_executor(None, self._call, key, c)
                for c in chunks]
     else:
-      parts = await asyncio.gather(*map(self._enqueue, [key] * len(chunks),
-                                        chunks))
+      parts = await asyncio.gather(*(self._enqueue(key, c) for c in chunks))
     if len(parts) == 1:
       return parts[0]
     return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
@@ -85,8 +84,8 @@ class Batcher:
       while self._queue:
         await self._gather(loop)
         batch = self._take()
-        outcomes = await loop.run_in_executor(self._model_thread, self._outcomes,
-                                              batch)
+        outcomes = await loop.run_in_executor(self._model_thread,
+                                              self._outcomes, batch)
         for item, (outputs, error) in zip(batch, outcomes):
           if item.future.done():  # its client went away
             continue

@@ -11,6 +11,8 @@ Python number made. Any other body gives None and goes the general way
 (serving/request.py), which then gives the same array or the refusal.
 """
 
+import functools
+
 import numpy as np
 import simdjson
 
@@ -19,6 +21,7 @@ _NUMBER_AND_BLANK = b'0123456789.- \n\r\t'
 _HEAD, _TAIL = b'{"instances":[', b']}'
 
 
+@functools.cache
 def _forms():
   """[(instance text without numbers and blanks, shape, wrapped in x)]."""
   row = b'[' + b',' * (_SIZE - 1) + b']'
@@ -28,9 +31,6 @@ def _forms():
   for text, shape in ((square, (_SIZE, _SIZE)), (flat, (_SIZE * _SIZE,))):
     found += [(text, shape, False), (b'{"x":' + text + b'}', shape, True)]
   return found
-
-
-_FORMS = []
 
 
 def pixels(raw):
@@ -59,12 +59,10 @@ def _form(skeleton):
   """(instance count, shape, wrapped) if `skeleton` is the usual body's
   text, else None. Each slot between its commas and brackets then holds
   one JSON number, once simdjson has read the body."""
-  if not _FORMS:
-    _FORMS.extend(_forms())
   if not (skeleton.startswith(_HEAD) and skeleton.endswith(_TAIL)):
     return None
   inner = skeleton[len(_HEAD):-len(_TAIL)]
-  for text, shape, wrapped in _FORMS:
+  for text, shape, wrapped in _forms():
     count, extra = divmod(len(inner) + 1, len(text) + 1)
     if (count and not extra and inner.startswith(text)
         and inner == b','.join([text] * count)):

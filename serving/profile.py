@@ -26,9 +26,8 @@ from serving import pixel_body
 from serving import request
 from serving import response
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'scripts'))
-import load_check  # pylint: disable=wrong-import-position
+SCRIPTS = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), 'scripts')
 
 
 def median_ms(fn, repeats):
@@ -59,20 +58,19 @@ def whole_request_ms(url, raw, repeats):
 
 
 def profile(model, url, raw, repeats):
+  """{instances, whole_request_ms, stages_ms} for one body."""
   signature, values = request.parse(raw, model.signatures)
   outputs = model.predict(signature, values)
+  read = median_ms(lambda: pixel_body.pixels(raw), repeats)
+  parse = median_ms(lambda: request.parse(raw, model.signatures), repeats)
   stages = {
-      'read body (JSON + shape)': median_ms(
-          lambda: pixel_body.pixels(raw), repeats),
-      'checks and dtype': None,
+      'read body (JSON + shape)': read,
+      'checks and dtype': round(max(parse - read, 0), 3),
       'model call': median_ms(lambda: model.predict(signature, values),
                               repeats),
       'encode answer': median_ms(lambda: response.predictions(outputs),
                                  repeats),
   }
-  parse = median_ms(lambda: request.parse(raw, model.signatures), repeats)
-  stages['checks and dtype'] = round(
-      max(parse - stages['read body (JSON + shape)'], 0), 3)
   whole = whole_request_ms(url, raw, repeats)
   stages['HTTP layer and batching (whole - stages)'] = round(
       whole - sum(stages.values()), 3)
@@ -87,6 +85,8 @@ def main(argv=None):
   p.add_argument('--instances-file', help='JSON lines or a request body')
   p.add_argument('--repeats', type=int, default=200)
   args = p.parse_args(argv)
+  sys.path.insert(0, SCRIPTS)  # the bodies and machine line of load_check
+  import load_check  # pylint: disable=import-outside-toplevel
   model = model_lib.Model(args.model)
   shim = argparse.Namespace(instances_file=args.instances_file,
                             signature_name=None)

@@ -32,8 +32,6 @@ from trainer.predict import readers
 from trainer.predict import request as instances_lib
 
 SOURCE = 'the request'
-_ONE_KIND = ('the request mixes pixel and image instances; one request goes '
-             'to one signature, so send one kind')
 # What each signature's input takes, as numpy builds it from JSON.
 _PIXEL_SIGNATURES = {export.DEFAULT_SIGNATURE: np.float32,
                      export.UINT8_SIGNATURE: np.uint8}
@@ -88,7 +86,8 @@ def _instances(instances):
     raise _too_deep() from None
   kind = parsed[0][0]
   if any(other != kind for other, _ in parsed):
-    raise RequestError(_ONE_KIND)
+    raise RequestError('the request mixes pixel and image instances; one '
+                       'request goes to one signature, so send one kind')
   return kind, [value for _, value in parsed]
 
 
