@@ -6,23 +6,21 @@ AIP_HTTP_PORT, answers GET AIP_HEALTH_ROUTE once this handler has loaded
 the model from AIP_STORAGE_URI, and passes each POST to AIP_PREDICT_ROUTE
 to `handle`. The handler answers as TF Serving's REST API does:
 {"predictions": [...]}, or {"error": "..."} with a 4xx status for a request
-the model cannot take. The server stays up after any of them.
+the model cannot take. The server stays up after any of them. Concurrent
+requests share model calls (serving/batching.py).
 """
 
-import json
 import os
 import sys
 
 from fastapi import Response
-from starlette.concurrency import run_in_threadpool
 import tensorflow as tf
 
+from serving import batching
 from serving import model as model_lib
 from serving import request as request_lib
-
-# Vertex AI refuses a bigger online request before it reaches the container;
-# the server refuses it too, so a local run fails as the endpoint would.
-MAX_REQUEST_BYTES = 1_500_000
+from serving import response
+from serving import settings as settings_lib
 
 
 class Handler:
@@ -31,36 +29,37 @@ class Handler:
   def __init__(self, artifacts_uri, predictor=None):
     del predictor  # the contract's hook for CPR predictors: not needed
     try:
+      settings = settings_lib.read(os.environ)
       self.model = model_lib.Model(artifacts_uri)
-    except model_lib.ModelError as e:
+    except (settings_lib.SettingError, model_lib.ModelError) as e:
       sys.exit(f'error: {e}')  # one line, not the server's traceback
-    self.max_bytes = int(os.environ.get('MAX_REQUEST_BYTES',
-                                        MAX_REQUEST_BYTES))
+    self.max_bytes = settings['MAX_REQUEST_BYTES']
+    self.batcher = batching.Batcher(
+        self.model.predict, settings['BATCH_WINDOW_MS'] / 1000,
+        settings['BATCH_MAX_ROWS'])
     print(f'serving {artifacts_uri}: signatures '
-          f'{", ".join(sorted(self.model.signatures))}', file=sys.stderr,
-          flush=True)
+          f'{", ".join(sorted(self.model.signatures))}; '
+          + ', '.join(f'{k}={v}' for k, v in settings.items()),
+          file=sys.stderr, flush=True)
 
   async def handle(self, request):
     try:
-      raw = await _body(request, self.max_bytes)
-      signature, values = request_lib.parse(raw, self.model.signatures)
-      rows = await run_in_threadpool(self._predict, signature, values)
+      with self.batcher.arriving():
+        raw = await _body(request, self.max_bytes)
+        signature, values = request_lib.parse(raw, self.model.signatures)
+      outputs = await self.batcher.run(signature, values)
     except request_lib.RequestError as e:
       return error(str(e), e.status)
-    return Response(json.dumps({'predictions': rows}),
-                    media_type='application/json')
-
-  def _predict(self, signature, values):
-    try:
-      return self.model.predict(signature, values)
     except tf.errors.InvalidArgumentError as e:
-      raise request_lib.RequestError(
-          f'the model refused the input: {first_line(e.message)}') from None
+      return error(f'the model refused the input: {first_line(e.message)}',
+                   400)
+    return Response(response.predictions(outputs),
+                    media_type='application/json')
 
 
 def error(message, status):
   """TF Serving's error body: {"error": "..."} on one line."""
-  return Response(json.dumps({'error': message}), status_code=status,
+  return Response(response.error(message), status_code=status,
                   media_type='application/json')
 
 
@@ -85,7 +84,7 @@ async def _body(request, limit):
       chunks.append(chunk)
   if size > limit:
     raise request_lib.RequestError(
-        f'the request body is over {limit:,} bytes, the most Vertex AI online '
-        'prediction takes; send fewer instances per request (scripts/'
-        'make_request.py splits them) or use batch prediction', status=413)
+        f'the request body is over {limit:,} bytes, the most this server '
+        'takes (MAX_REQUEST_BYTES); send fewer instances per request '
+        '(scripts/make_request.py splits them)', status=413)
   return b''.join(chunks)

@@ -5,7 +5,6 @@ as a local one (TensorFlow's own Cloud Storage filesystem, with the
 credentials of the container's service account).
 """
 
-import numpy as np
 import tensorflow as tf
 
 
@@ -40,21 +39,11 @@ class Model:
                     for name, fn in self.signatures.items()}
 
   def predict(self, signature, values):
-    """TF Serving's row format: one {output: value} per instance.
+    """{output: numpy array with a row per instance}.
 
     Raises tf.errors.InvalidArgumentError for an input the graph refuses
     (an image it cannot decode, a shape its check rejects).
     """
     fn = self.signatures[signature]
     outputs = fn(**{self._inputs[signature]: tf.constant(values)})
-    arrays = {key: value.numpy() for key, value in outputs.items()}
-    count = len(next(iter(arrays.values())))
-    return [{key: _json_value(array[i]) for key, array in arrays.items()}
-            for i in range(count)]
-
-
-def _json_value(value):
-  """A numpy scalar or array as plain JSON numbers."""
-  if isinstance(value, np.ndarray):
-    return value.tolist()
-  return value.item()
+    return {key: value.numpy() for key, value in outputs.items()}

@@ -13,12 +13,19 @@ raw-predict passes the body as is), else the instances choose: images go to
 `image:serving_default`, pixels to `serving_default`. TF Serving would send
 images to the default signature and fail; a Vertex AI batch prediction job
 sends {"instances": [...]} with no signature name, so the server picks.
+
+The usual body, pixels and nothing else, is read straight into one numpy
+array (serving/pixel_body.py); any other in one pass of orjson, then one
+np.array over all instances. Either is checked whole, vectorized. Nothing
+a body holds raises anything but RequestError, so a body never gets a 500.
 """
 
 import json
 
 import numpy as np
+import orjson
 
+from serving import pixel_body
 from trainer import export
 from trainer.errors import InputError
 from trainer.predict import readers
@@ -34,7 +41,8 @@ class RequestError(ValueError):
   """A request the server refuses: HTTP `status`, a one-line message."""
 
   def __init__(self, message, status=400):
-    super().__init__(message)
+    # One line even where it quotes an instance that holds line breaks.
+    super().__init__(message.replace('\r', '\\r').replace('\n', '\\n'))
     self.status = status
 
 
@@ -44,6 +52,15 @@ def parse(raw, signatures):
   `signatures` are the names the model has; the input is float32 or uint8
   pixels [n, 784] or [n, 28, 28], or an object array of image bytes [n].
   """
+  pixels = pixel_body.pixels(raw)
+  if pixels is not None:
+    signature = _signature({}, 'pixels', signatures)
+    return signature, _checked(pixels, signature)
+  return parse_generally(raw, signatures)
+
+
+def parse_generally(raw, signatures):
+  """parse() for any body: orjson, then one np.array over the instances."""
   body = _json(raw)
   instances = body.get('instances')
   if not isinstance(instances, list):
@@ -52,33 +69,57 @@ def parse(raw, signatures):
         '(TF Serving\'s row format; "inputs" is not served)')
   if not instances:
     raise RequestError('the request holds no instances; send at least one')
-  try:
-    parsed = [instances_lib.parse_instance(i, SOURCE) for i in instances]
-  except InputError as e:
-    raise RequestError(str(e)) from None
-  kinds = {kind for kind, _ in parsed}
-  if len(kinds) > 1:
-    raise RequestError('the request mixes pixel and image instances; one '
-                       'request goes to one signature, so send one kind')
-  kind, = kinds
+  kind, values = _instances(instances)
   signature = _signature(body, kind, signatures)
-  values = [value for _, value in parsed]
   if kind == 'image':
     return signature, np.array(values, dtype=object)
   return signature, _pixels(values, signature)
 
 
-def _json(raw):
+def _instances(instances):
+  """('pixels' or 'image', one value per instance), one kind for all."""
   try:
-    body = json.loads(raw)
-  except (UnicodeDecodeError, json.JSONDecodeError) as e:
-    reason = getattr(e, 'msg', None) or 'not UTF-8'
-    raise RequestError(f'the request body is not JSON ({reason}); send '
-                       '{"instances": [...]}') from None
+    parsed = [instances_lib.parse_instance(i, SOURCE) for i in instances]
+  except InputError as e:
+    raise RequestError(str(e)) from None
+  except RecursionError:  # quoting an instance nested ~1,000 deep
+    raise _too_deep() from None
+  kind = parsed[0][0]
+  if any(other != kind for other, _ in parsed):
+    raise RequestError('the request mixes pixel and image instances; one '
+                       'request goes to one signature, so send one kind')
+  return kind, [value for _, value in parsed]
+
+
+def _json(raw):
+  """The body as an object. orjson reads a valid body; the standard
+  library reads what orjson refuses, so refusals keep its words and NaN,
+  Infinity and UTF-16 read as before."""
+  try:
+    body = orjson.loads(raw)
+  except orjson.JSONDecodeError:
+    body = _json_slowly(raw)
   if not isinstance(body, dict):
     raise RequestError('the request body is JSON but not an object; send '
                        '{"instances": [...]}')
   return body
+
+
+def _json_slowly(raw):
+  try:
+    return json.loads(raw)
+  except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    reason = getattr(e, 'msg', None) or 'not UTF-8'
+    raise RequestError(f'the request body is not JSON ({reason}); send '
+                       '{"instances": [...]}') from None
+  except RecursionError:
+    raise _too_deep() from None
+
+
+def _too_deep():
+  return RequestError('the request nests arrays or objects too deeply to '
+                      'read; an instance is 28 rows of 28 numbers, '
+                      '[[0, ...], ...], or {"x": ...} around them')
 
 
 def _signature(body, kind, signatures):
@@ -89,6 +130,10 @@ def _signature(body, kind, signatures):
   name = body.get('signature_name') or (
       parameters.get('signature_name') if isinstance(parameters, dict)
       else None) or default
+  if not isinstance(name, str):
+    raise RequestError(f'the request\'s signature_name is {_kind_of(name)}, '
+                       f'not a name; send one of '
+                       f'{", ".join(sorted(signatures))}')
   if name not in signatures:
     raise RequestError(f'the model has no signature {name!r}; it has '
                        f'{", ".join(sorted(signatures))}')
@@ -106,12 +151,25 @@ def _example(signature):
   return f'{{"{export.SERVING_INPUT}": [28 rows of 28 numbers 0-255]}}'
 
 
+def _kind_of(value):
+  return {list: 'a list', dict: 'an object', bool: 'true/false'}.get(
+      type(value), 'a number')
+
+
 def _pixels(values, signature):
   try:
     array = np.array(values, dtype=np.float64)
-  except (TypeError, ValueError):
+  except (TypeError, ValueError, RecursionError):
     raise RequestError('the request holds instances of different shapes or '
                        'with values that are not numbers') from None
+  except OverflowError:  # an integer past float64, e.g. 1 followed by 400 zeros
+    raise RequestError('the request holds a number too large to be a pixel; '
+                       'pixels must be 0-255') from None
+  return _checked(array, signature)
+
+
+def _checked(array, signature):
+  """The float64 pixels as the signature's dtype, once checked."""
   try:
     array = readers.check_pixels(array, SOURCE)
   except InputError as e:

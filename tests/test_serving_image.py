@@ -10,23 +10,35 @@
   model at a gs:// AIP_STORAGE_URI on the emulator, then real HTTP: health,
   predict per signature, bad requests (each a 4xx and a one-line JSON
   error, the server up after them), the load check script.
+- Concurrency and fuzzing: 32 clients at once, each getting its own
+  predictions (trainer.predict's) through the server's batching; a few
+  thousand generated malformed bodies (tests/support/bodies.py), each a
+  4xx and one JSON line, the server healthy after each.
 - Batch prediction: JSON Lines from scripts/make_request.py sent through
-  the server as a batch job sends them; the answers are trainer.predict's.
+  the server as a batch job sends them, 10,000 instances in requests of
+  1,000 and in one; the answers are trainer.predict's.
 """
 
 import base64
+import http.client
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
+from hypothesis import given
+from hypothesis import HealthCheck
+from hypothesis import settings
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.support import bodies
 from tests.support import processes
 from tests.support import rehearsal
 from tests.support.gcs_emulator import free_port
@@ -191,7 +203,7 @@ def post(url, data):
       url, data=data if isinstance(data, bytes) else json.dumps(data).encode(),
       headers={'Content-Type': 'application/json'})
   try:
-    with urllib.request.urlopen(request, timeout=60) as answer:
+    with urllib.request.urlopen(request, timeout=120) as answer:
       raw = answer.read()
       return answer.status, json.loads(raw), raw
   except urllib.error.HTTPError as e:
@@ -250,8 +262,10 @@ BAD = {
     'out of range': (400, {'instances': [[[300] * 28] * 28]},
                      'values from 300.0 to 300.0; pixels must be 0-255'),
     'not JSON': (400, b'{"instances": [', 'not JSON'),
-    'over 1.5 MB': (413, b'{"instances": [' + b'0, ' * 600_000 + b'0]}',
-                    'over 1,500,000 bytes'),
+    'over MAX_REQUEST_BYTES': (
+        413, b'{"instances": [' + b'0, ' * 21_400_000 + b'0]}',
+        'over 64,000,000 bytes'),
+    'nested 5,000 deep': (400, b'[' * 5000 + b']' * 5000, 'too deeply'),
     'no instances': (400, {'inputs': [ONE]}, 'no "instances" list'),
     'unknown signature': (400, {'instances': [ONE], 'signature_name': 'nope'},
                           "no signature 'nope'"),
@@ -270,6 +284,109 @@ def test_a_bad_request_gets_a_4xx_and_one_json_line(server, case):
   assert b'\n' not in raw.strip()
   assert server['proc'].poll() is None
   assert post(server['url'] + PREDICT, {'instances': [ONE]})[0] == 200
+
+
+class Client:
+  """One kept connection to the server, as a load balancer keeps them."""
+
+  def __init__(self, url):
+    self.address = urllib.parse.urlsplit(url)
+    self.connection = http.client.HTTPConnection(
+        self.address.hostname, self.address.port, timeout=60)
+
+  def send(self, method, path, body=None):
+    """(status, raw body)."""
+    self.connection.request(method, path, body,
+                            {'Content-Type': 'application/json'})
+    answer = self.connection.getresponse()
+    return answer.status, answer.read()
+
+  def close(self):
+    self.connection.close()
+
+
+def trainer_predict(export_dir, path):
+  """python -m trainer.predict's rows (TF 2.15) for a JSON lines file."""
+  result = processes.run(
+      [sys.executable, '-m', 'trainer.predict', '--model', export_dir,
+       str(path), '--format', 'json'])
+  assert result.returncode == 0, result.stderr
+  return [json.loads(line) for line in result.stdout.splitlines()
+          if '"class_ids"' in line]
+
+
+def assert_rows_match(served, expected):
+  assert len(served) == len(expected)
+  assert [r['class_ids'] for r in served] == [
+      r['class_ids'] for r in expected]
+  np.testing.assert_allclose([r['probabilities'] for r in served],
+                             [r['probabilities'] for r in expected],
+                             atol=MAX_ABS_DIFF)
+
+
+def write_jsonl(path, images):
+  path.write_text(''.join(json.dumps({'x': i.tolist()}) + '\n'
+                          for i in images))
+  return path
+
+
+def test_32_concurrent_clients_each_get_their_own_predictions(
+    server, exports, mnist_arrays, tmp_path):
+  """Requests of 1-7 images from 32 clients at once share model calls;
+  each answer holds its own images' rows, in order."""
+  images = mnist_arrays['test'][0]
+  expected = trainer_predict(exports[SERVED],
+                             write_jsonl(tmp_path / 'all.jsonl', images))
+  start, failures = threading.Barrier(32), []
+
+  def one_client(number):
+    client = Client(server['url'])
+    try:
+      start.wait()
+      for turn in range(6):
+        first, count = (number * 7 + turn * 3) % len(images), 1 + turn
+        chosen = [(first + i) % len(images) for i in range(count)]
+        status, raw = client.send('POST', PREDICT, json.dumps(
+            {'instances': [{'x': images[i].tolist()} for i in chosen]}))
+        assert status == 200, raw
+        assert_rows_match(json.loads(raw)['predictions'],
+                          [expected[i] for i in chosen])
+    except Exception as e:  # pylint: disable=broad-except
+      failures.append(f'client {number}: {e!r}'[:500])
+    finally:
+      client.close()
+
+  threads = [threading.Thread(target=one_client, args=(n,))
+             for n in range(32)]
+  for thread in threads:
+    thread.start()
+  for thread in threads:
+    thread.join(timeout=300)
+  assert not failures, failures
+  assert not any(thread.is_alive() for thread in threads)
+
+
+@pytest.fixture(scope='module')
+def fuzz_client(server):
+  client = Client(server['url'])
+  yield client
+  client.close()
+
+
+@settings(max_examples=2000, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow,
+                                 HealthCheck.data_too_large,
+                                 HealthCheck.function_scoped_fixture])
+@given(raw=bodies.MALFORMED)
+def test_malformed_bodies_get_a_4xx_and_one_json_line(server, fuzz_client,
+                                                      raw):
+  status, answer = fuzz_client.send('POST', PREDICT, raw)
+  assert status == 200 or 400 <= status < 500, answer
+  assert answer.count(b'\n') == 0
+  if status != 200:
+    assert list(json.loads(answer)) == ['error']
+  assert fuzz_client.send('GET', HEALTH)[0] == 200
+  assert server['proc'].poll() is None
 
 
 def test_the_load_check_reports_throughput_and_latency(server):
@@ -313,7 +430,22 @@ def test_batch_prediction_over_json_lines_matches_trainer_predict(
   assert predicted.returncode == 0, predicted.stderr
   rows = [json.loads(line) for line in predicted.stdout.splitlines()]
   assert len(rows) == len(served) == 200
-  assert [r['class_ids'] for r in served] == [r['class_ids'] for r in rows]
-  np.testing.assert_allclose([r['probabilities'] for r in served],
-                             [r['probabilities'] for r in rows],
-                             atol=MAX_ABS_DIFF)
+  assert_rows_match(served, rows)
+
+
+def test_batch_prediction_of_10000_instances_in_big_requests(
+    server, exports, mnist_arrays, tmp_path):
+  """A batch job's batch_size of 1,000, and of all 10,000 (26 MB): each
+  request goes through the model in chunks of BATCH_MAX_ROWS."""
+  images = np.resize(mnist_arrays['test'][0], (10_000, 28, 28))
+  path = write_jsonl(tmp_path / 'batch.jsonl', images)
+  lines = [json.loads(line) for line in path.read_text().splitlines()]
+  expected = trainer_predict(exports[SERVED], path)
+  for batch_size in (1_000, 10_000):
+    served = []
+    for start in range(0, len(lines), batch_size):
+      status, answer, _ = post(server['url'] + PREDICT,
+                               {'instances': lines[start:start + batch_size]})
+      assert status == 200, answer
+      served += answer['predictions']
+    assert_rows_match(served, expected)

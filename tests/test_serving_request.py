@@ -1,5 +1,8 @@
 """serving/request.py and model.py: bodies -> signature and input, or a 4xx
-line; a model that cannot be served -> one line.
+line; a model that cannot be served -> one line. The fuzz tests feed
+generated malformed bodies (tests/support/bodies.py) to the parser; the
+usual body's fast reader (serving/pixel_body.py) must agree with the
+general way on every body.
 
 Runs in the test venv (these modules need NumPy, TensorFlow and
 trainer/predict, not the server's packages); tests/test_serving_image.py
@@ -9,11 +12,17 @@ sends the same over HTTP to the server on current TensorFlow.
 import base64
 import json
 
+from hypothesis import given
+from hypothesis import HealthCheck
+from hypothesis import settings
+from hypothesis import strategies as st
 import numpy as np
 import pytest
 
 from serving import model
+from serving import pixel_body
 from serving import request
+from tests.support import bodies
 from trainer import export
 
 SIGNATURES = (export.DEFAULT_SIGNATURE, export.UINT8_SIGNATURE,
@@ -79,3 +88,58 @@ def test_a_model_that_cannot_be_served_is_one_line(uri, message):
     model.Model(uri)
   assert str(error.value).startswith(message)
   assert '\n' not in str(error.value)
+
+
+# Seeded (derandomize): the same bodies on every run.
+FUZZ = settings(max_examples=2000, deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.too_slow,
+                                       HealthCheck.data_too_large])
+
+
+def outcome(parse_fn, raw):
+  """('ok', signature, array) or ('refused', status, message)."""
+  try:
+    name, values = parse_fn(raw, SIGNATURES)
+  except request.RequestError as e:
+    return 'refused', e.status, str(e)
+  return 'ok', name, values
+
+
+@FUZZ
+@given(bodies.MALFORMED)
+def test_any_body_is_parsed_or_refused_in_one_4xx_line(raw):
+  found = outcome(request.parse, raw)
+  if found[0] == 'refused':
+    _, status, message = found
+    assert 400 <= status < 500 and message and '\n' not in message
+  else:
+    _, name, values = found
+    assert name in SIGNATURES
+    assert values.dtype in (np.float32, np.uint8, object)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(bodies.pixel_body(), bodies.MALFORMED))
+def test_the_fast_reader_agrees_with_the_general_way(raw):
+  fast, general = outcome(request.parse, raw), outcome(
+      request.parse_generally, raw)
+  assert fast[:2] == general[:2]
+  if fast[0] == 'ok':
+    np.testing.assert_array_equal(fast[2], general[2])
+  else:
+    assert fast[2] == general[2]
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(bodies.pixel_body())
+def test_the_usual_body_takes_the_fast_way(raw):
+  assert pixel_body.pixels(raw) is not None
+
+
+def test_a_body_nested_5000_deep_is_a_400():
+  for raw in (b'[' * 5000 + b']' * 5000,
+              b'{"instances": [' + b'[' * 5000 + b']' * 5000 + b']}'):
+    with pytest.raises(request.RequestError) as error:
+      parse(raw)
+    assert error.value.status == 400 and 'too deeply' in str(error.value)
