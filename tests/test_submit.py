@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from tests.test_task import last_json
+from tests.test_task import main_in_process  # pylint: disable=unused-import
 from tests.test_task import ROOT
 from tests.test_task import SMALL
 
@@ -308,9 +309,9 @@ SHIPPED = ['config.yaml'] + [
     if kind == 'ai-platform' or name in ('gpu.yaml', 'tuning.yaml')]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize('path', SHIPPED)
-def test_every_shipped_config_passes_validate_only(tmp_path, path):
+def test_every_shipped_config_passes_validate_only(main_in_process, tmp_path,
+                                                   path):
   """Each shipped job shape with the trainer's defaults (and each batch size
   a tuning spec tries) passes the trainer's own offline check; the
   multi-worker spec's shapes are checked above, per --workers."""
@@ -319,15 +320,10 @@ def test_every_shipped_config_passes_validate_only(tmp_path, path):
   variable, described, gpus = (ai_platform_shape(spec) if 'trainingInput'
                                in spec else vertex_shape(spec))
   for batch in tuned_batch_sizes(spec):
-    args = ['--job-dir', str(tmp_path)] + (
-        ['--batch-size', str(batch)] if batch else [])
-    result = subprocess.run(
-        [sys.executable, '-m', 'trainer.task', *args, '--validate-only',
-         '--validate-gpus', str(gpus)], cwd=ROOT, capture_output=True,
-        text=True, timeout=120, check=False,
-        env=dict({k: v for k, v in os.environ.items()
-                  if k not in ('TF_CONFIG', 'CLUSTER_SPEC')},
-                 **{variable: json.dumps(described)}))
+    result = main_in_process(
+        '--job-dir', str(tmp_path), '--validate-only', '--validate-gpus',
+        str(gpus), *(['--batch-size', str(batch)] if batch else []),
+        env={variable: json.dumps(described)})
     assert result.returncode == 0, (path, batch, result.stderr[-1000:])
     assert result.stderr.strip().splitlines()[-1].startswith(
         'ok: the flags fit this job')
