@@ -329,6 +329,13 @@ def test_every_shipped_config_passes_validate_only(main_in_process, tmp_path,
         'ok: the flags fit this job')
 
 
+def test_validate_gpus_only_with_validate_only(main_in_process, tmp_path):
+  result = main_in_process('--job-dir', str(tmp_path), '--validate-gpus', '1')
+  assert result.returncode == 1 and result.stderr.strip() == (
+      'error: --validate-gpus checks the flags without training; add '
+      '--validate-only')
+
+
 @pytest.mark.parametrize('cloud_build', [False, True])
 def test_build_image(fake_tools, cloud_build):
   env, calls = fake_tools

@@ -189,6 +189,9 @@ def main(argv):
     role = cluster.from_environment()
     cfg = config_from_flags()
     if FLAGS.validate_gpus is not None:
+      if not FLAGS.validate_only:
+        raise errors.UsageError('--validate-gpus checks the flags without '
+                                'training; add --validate-only')
       train.validate_shape(cfg, role, FLAGS.validate_gpus)
       return
     results = train.run(cfg, role, validate_only=FLAGS.validate_only)
