@@ -143,7 +143,7 @@ def validate(trainer_args, found_pools, output_dir):
     if 'No module named' in result.stderr:
       cloudcmd.fail('checking the trainer flags before submitting needs the '
                     "trainer's .venv; make it with scripts/train_local.sh "
-                    '--help, then rerun')
+                    '--help and rerun')
     line = (result.stderr.strip().splitlines() or ['no output'])[-1]
     sys.exit(f'{line} (for this job: {describe(found_pools)}; nothing was '
              'submitted)')
