@@ -68,7 +68,7 @@ def _config(job_dir, args, model_type='premade', **overrides):
                       batch_size=args.batch_size, train_steps=args.steps,
                       steps_per_run=1 if model_type == 'custom' else None,
                       **overrides)
-  return cfg.with_steps_per_run(in_cluster=False)
+  return cfg.with_steps_per_run()
 
 
 def _constant_input(input_fn):

@@ -10,6 +10,9 @@
 - The same shape from hand-written TF_CONFIGs that call the chief `master`
   (tensorflow#32081: the trainer renames it), with the custom model, and
   with the keras model twenty times in a row.
+- --steps-per-run K (unrolled steps, trainer/multistep.py) on 2 and 3
+  logical devices and on a chief and a worker: the losses, the global step
+  and the checkpoints of K = 1.
 """
 
 import json
@@ -19,6 +22,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -42,24 +46,60 @@ def logical_devices(count, mnist_dir, tmp_path, *configs):
   return json.loads(result.stdout.strip().splitlines()[-1]), result.stderr
 
 
+# No dropout: the custom model's losses on N replicas are one device's.
+NO_DROPOUT = dict(SMALL, model_type='custom', summary_steps=1, dropout=[0.0],
+                  input_dropout=0.0)
+
+
+def assert_same_losses(run, one):
+  """Every loss `run` logged is one's at that step, to float rounding."""
+  assert run['losses'], run
+  for step, loss in run['losses'].items():
+    assert loss == pytest.approx(one['losses'][step], rel=LOSS_RTOL), step
+
+
+def assert_same_checkpoints(job_dir, want_dir):
+  have, want = (tf.train.load_checkpoint(d) for d in (job_dir, want_dir))
+  names = want.get_variable_to_shape_map()
+  assert set(have.get_variable_to_shape_map()) == set(names)
+  for name in names:
+    np.testing.assert_allclose(have.get_tensor(name), want.get_tensor(name),
+                               rtol=LOSS_RTOL, atol=1e-6, err_msg=name)
+
+
 def test_mirrored_replicas_train_as_one_device(tmp_path, mnist_dir):
-  """No dropout: each step's loss is one device's, to float rounding."""
-  same = dict(SMALL, model_type='custom', train_steps=12, summary_steps=1,
-              dropout=[0.0], input_dropout=0.0)
+  """Each step's loss is one device's, to float rounding; auto mirrors
+  with its default --steps-per-run there (10 steps a run)."""
+  same = dict(NO_DROPOUT, train_steps=12)
   (one, two, three), stderr = logical_devices(
       3, mnist_dir, tmp_path, dict(same, distribute='none'),
-      dict(same, distribute='auto'),  # 3 devices here: auto mirrors
+      dict(same, distribute='auto', steps_per_run=None),  # 3 devices: mirrors
       dict(same, distribute='mirrored'))
   assert 'training on 3 CPU devices, mirrored' in stderr
   assert [r['results']['strategy'] for r in (one, two, three)] == [
       'none', 'mirrored', 'mirrored']
   assert [r['results']['replicas'] for r in (one, two, three)] == [1, 3, 3]
-  steps = sorted(one['losses'])
-  assert len(steps) >= 10
+  assert two['results']['config']['steps_per_run'] == 10
+  assert sorted(two['losses'], key=int) == ['10', '12']
+  assert len(one['losses']) == len(three['losses']) == 12
   for run in (two, three):
-    for step in steps:
-      assert run['losses'][step] == pytest.approx(one['losses'][step],
-                                                  rel=LOSS_RTOL), step
+    assert run['results']['global_step'] == 12
+    assert_same_losses(run, one)
+  assert_same_checkpoints(*(r['results']['job_dir'] for r in (two, three)))
+
+
+def test_mirrored_steps_per_run_trains_as_one_step(tmp_path, mnist_dir):
+  """K = 4 on 2 devices over 23 steps: runs of 4 and a last one of 3."""
+  same = dict(NO_DROPOUT, train_steps=23)
+  (one, mirrored, k4), _ = logical_devices(
+      2, mnist_dir, tmp_path, dict(same, distribute='none'),
+      dict(same, distribute='mirrored'),
+      dict(same, distribute='mirrored', steps_per_run=4))
+  assert sorted(k4['losses'], key=int) == ['4', '8', '12', '16', '20', '23']
+  assert k4['results']['global_step'] == 23
+  assert_same_losses(k4, one)
+  assert_same_checkpoints(k4['results']['job_dir'],
+                          mirrored['results']['job_dir'])
 
 
 def test_mirrored_accuracy_matches_one_device(tmp_path, mnist_dir):
@@ -205,6 +245,50 @@ def test_the_keras_model_trains_in_a_master_and_worker_job(
   results = json.loads(out.strip().splitlines()[-1])
   assert results['global_step'] == 4 and results['model_type'] == 'keras'
   assert tf.saved_model.contains_saved_model(results['export_dir'])
+
+
+def chief_and_worker(mnist_dir, jobs_dir, settings):
+  """A chief and a worker (TF_CONFIG, loopback) train `settings` with
+  train.run (tests/support/logical_devices.py); the chief's output."""
+  ports = processes.free_ports(2)
+  cluster = {'chief': [f'127.0.0.1:{ports[0]}'],
+             'worker': [f'127.0.0.1:{ports[1]}']}
+  procs = []
+  try:
+    for task_type in ('worker', 'chief'):
+      env = dict(processes.env(), TF_CONFIG=json.dumps({
+          'cluster': cluster, 'task': {'type': task_type, 'index': 0}}))
+      procs.append(subprocess.Popen(
+          [sys.executable, SCRIPT, '1', mnist_dir, str(jobs_dir),
+           json.dumps(settings)], cwd=processes.ROOT, env=env,
+          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+          stderr=subprocess.PIPE, text=True))
+    (_, worker_err), (out, chief_err) = [p.communicate(timeout=300)
+                                         for p in procs]
+  finally:
+    for proc in procs:
+      processes.stop(proc, timeout=10)
+  assert [p.returncode for p in procs] == [0, 0], (
+      f'worker:\n{worker_err[-2000:]}\nchief:\n{chief_err[-2000:]}')
+  run, = json.loads(out.strip().splitlines()[-1])
+  return run
+
+
+def test_multiworker_steps_per_run_trains_as_one_step(tmp_path, mnist_dir):
+  """K = 5 over 23 steps in a chief and a worker: K = 1's losses at every
+  run's last step, its global step and its checkpoint."""
+  same = dict(NO_DROPOUT, train_steps=23)
+  one = chief_and_worker(mnist_dir, tmp_path / 'k1', same)
+  k5 = chief_and_worker(mnist_dir, tmp_path / 'k5',
+                        dict(same, steps_per_run=5))
+  for run in (one, k5):
+    results = run['results']
+    assert results['strategy'] == 'multiworker' and results['replicas'] == 2
+    assert results['global_step'] == processes.newest_step(
+        results['job_dir']) == 23
+  assert sorted(k5['losses'], key=int) == ['5', '10', '15', '20', '23']
+  assert_same_losses(k5, one)
+  assert_same_checkpoints(k5['results']['job_dir'], one['results']['job_dir'])
 
 
 def test_batch_norm_is_refused_in_a_multiworker_job(tmp_path):

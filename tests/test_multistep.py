@@ -143,6 +143,56 @@ def test_stacked_input_is_the_same_batches_with_partial_ones_padded(mnist):
     assert not x[~real].any() and real.sum() == len(want_y)
 
 
+def _toy_training(stacked_steps, last_step, unrolled):
+  """A linear model trained by Adam on 5 fixed batches (the last one
+  padded), 5 batches a run (stacked_steps) or one a run; its variables."""
+  rng = np.random.RandomState(0)
+  x = rng.rand(5, 4, 3).astype(np.float32)
+  labels = rng.randint(0, 2, size=(5, 4)).astype(np.int32)
+  labels[4, 2:] = inputs.PAD_LABEL
+  with tf.Graph().as_default():
+    global_step = tf.compat.v1.train.get_or_create_global_step()
+    w = tf.Variable(tf.ones([3, 2]), name='w')
+    optimizer = tf.keras.optimizers.legacy.Adam(0.1)
+    optimizer.iterations = global_step
+
+    def train_step(x, labels):
+      loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+          labels=labels, logits=tf.matmul(x, w)))
+      return loss, optimizer.get_updates(loss, [w])[0]
+
+    hooks = []
+    if stacked_steps:
+      loss, train_op, hook = multistep.train_loop(
+          tf.constant(x), tf.constant(labels), train_step, 5, last_step,
+          unrolled=unrolled)
+      hooks.append(hook)
+    else:
+      step = tf.compat.v1.placeholder(tf.int32, [])
+      loss, train_op = train_step(*multistep._real_rows(  # pylint: disable=protected-access
+          tf.gather(x, step), tf.gather(labels, step)))
+      hooks.append(tf.compat.v1.train.StopAtStepHook(last_step=last_step))
+    losses = []
+    with tf.compat.v1.train.SingularMonitoredSession(hooks=hooks) as session:
+      while not session.should_stop():
+        feed = {} if stacked_steps else {step: len(losses)}
+        losses.append(session.run([train_op, loss], feed)[1])
+      return session.raw_session().run([w, global_step]), losses
+
+
+@pytest.mark.parametrize('unrolled', [True, False])
+@pytest.mark.parametrize('last_step', [1, 3, 5])
+def test_a_short_run_takes_only_its_steps(last_step, unrolled):
+  """Unrolled (as under a strategy) or looped: a run of fewer than K steps
+  trains exactly those steps (the unrolled ones after them never execute)
+  and reports the last one's loss."""
+  (w, step), losses = _toy_training(True, last_step, unrolled)
+  (want_w, want_step), want_losses = _toy_training(False, last_step, unrolled)
+  assert step == want_step == last_step
+  np.testing.assert_array_equal(w, want_w)
+  assert losses == [want_losses[-1]]
+
+
 @pytest.mark.parametrize('steps_per_run', [1, 7])
 def test_hooks_stop_at_the_last_step_and_count_every_step(caplog,
                                                           steps_per_run):
@@ -173,11 +223,11 @@ def test_hooks_stop_at_the_last_step_and_count_every_step(caplog,
                         steps_per_run]
 
 
-def test_default_is_several_steps_for_the_custom_model_only(tmp_path):
-  def resolved(model_type, in_cluster=False, **overrides):
+def test_default_is_several_steps_for_the_custom_model_by_shape(tmp_path):
+  def resolved(model_type, strategy='none', **overrides):
     cfg = config_lib.Config(job_dir=str(tmp_path), model_type=model_type,
                             **overrides)
-    return cfg.with_steps_per_run(in_cluster).steps_per_run
+    return cfg.with_strategy(strategy).with_steps_per_run().steps_per_run
   assert resolved('custom') == 20, 'at the default batch size, 256'
   assert resolved('custom', batch_size=128) == 40
   assert resolved('custom', batch_size=1000) == 5
@@ -185,8 +235,10 @@ def test_default_is_several_steps_for_the_custom_model_only(tmp_path):
   assert resolved('custom', batch_size=32, log_every_steps=10) == 10
   assert resolved('custom', steps_per_run=3) == 3
   assert resolved('premade') == resolved('keras') == 1
-  assert resolved('custom', distribute='mirrored') == 1
-  assert resolved('custom', in_cluster=True) == 1
+  # Unrolled under a strategy: at most MAX_UNROLLED_STEPS.
+  assert resolved('custom', 'mirrored') == config_lib.MAX_UNROLLED_STEPS == 10
+  assert resolved('custom', 'multiworker', batch_size=1024) == 5
+  assert resolved('custom', 'ps') == 1
 
 
 @pytest.mark.parametrize('overrides, message', [
@@ -196,9 +248,9 @@ def test_default_is_several_steps_for_the_custom_model_only(tmp_path):
     (dict(model_type='keras', steps_per_run=5),
      '--steps-per-run=5 is supported by --model-type=custom only: the keras '
      'model function'),
-    (dict(model_type='custom', steps_per_run=4, distribute='mirrored'),
-     '--steps-per-run=4 is not supported with --distribute mirrored; drop one '
-     'of them'),
+    (dict(model_type='custom', steps_per_run=11, distribute='mirrored'),
+     '--steps-per-run=11 is more than 10, the most steps a run unrolls under '
+     '--distribute mirrored (one copy of the step per step); give at most 10'),
     (dict(model_type='custom', steps_per_run=0),
      '--steps-per-run=0 must be greater than 0'),
 ])
@@ -222,7 +274,7 @@ def test_cli_ends_at_exactly_train_steps_and_reports_speed(tmp_path,
     assert f'step {step}/40 ' in result.stderr
 
 
-def test_cli_refuses_several_steps_in_a_cluster(tmp_path, mnist_dir):
+def test_cli_refuses_several_steps_with_parameter_servers(tmp_path, mnist_dir):
   tf_config = ('{"cluster": {"chief": ["127.0.0.1:1"], "worker": '
                '["127.0.0.1:2"], "ps": ["127.0.0.1:3"]}, "task": {"type": '
                '"chief", "index": 0}}')
@@ -232,8 +284,9 @@ def test_cli_refuses_several_steps_in_a_cluster(tmp_path, mnist_dir):
       TF_CONFIG=tf_config)
   assert result.returncode == 1
   assert result.stderr.strip().splitlines() == [
-      'error: --steps-per-run=5 is not supported in a TF_CONFIG cluster: its '
-      'workers share the global step; drop --steps-per-run or TF_CONFIG']
+      'error: --steps-per-run=5 is not supported in a TF_CONFIG cluster with '
+      'parameter servers: its workers step on their own, so none knows how '
+      'many steps are left; drop --steps-per-run']
   assert not (tmp_path / 'job').exists()
 
 

@@ -201,8 +201,9 @@ def test_changed_learning_settings_are_refused(main_in_process, first_run,
     (['--distribute', 'tpu'], '--distribute=tpu is not supported'),
     (['--steps-per-run', '2'],
      '--steps-per-run=2 is supported by --model-type=custom only'),
-    (['--model-type', 'custom', '--steps-per-run', '4', '--distribute',
-      'mirrored'], '--steps-per-run=4 is not supported with --distribute'),
+    (['--model-type', 'custom', '--steps-per-run', '11', '--distribute',
+      'mirrored'], '--steps-per-run=11 is more than 10, the most steps a run '
+     'unrolls under --distribute mirrored'),
 ])
 def test_bad_flags_fail_with_one_line_and_touch_nothing(
     main_in_process, first_run, mnist_dir, args, message):
@@ -242,9 +243,9 @@ def test_bad_flags_fail_with_one_line_and_touch_nothing(
     ('', ['--distribute', 'multiworker'], '--distribute multiworker cannot '
      'run here: no TF_CONFIG cluster: this task trains alone'),
     ('{"cluster": {"chief": ["127.0.0.1:1"], "worker": ["127.0.0.1:2"]}, '
-     '"task": {"type": "chief", "index": 0}}', ['--steps-per-run', '5'],
-     '--steps-per-run=5 is not supported with --distribute multiworker, '
-     'which --distribute auto chooses here; drop --steps-per-run'),
+     '"task": {"type": "chief", "index": 0}}', ['--steps-per-run', '11'],
+     '--steps-per-run=11 is more than 10, the most steps a run unrolls under '
+     '--distribute multiworker'),
 ])
 def test_bad_tf_config_fails_with_one_line_and_touches_nothing(
     main_in_process, first_run, mnist_dir, tf_config, args, message):

@@ -193,6 +193,24 @@ def local_devices():
   return [d.name for d in gpus or tf.config.list_logical_devices('CPU')]
 
 
+@dataclasses.dataclass(frozen=True)
+class Placement:
+  """How this task trains, resolved once before anything is built: the
+  strategy --distribute gives it, the devices it mirrors over and the
+  replicas that train in step. Every later part takes it as a value."""
+  strategy: str
+  devices: Tuple[str, ...]
+  replicas: int
+
+
+def place(distribute, role, devices=None):
+  """The Placement of --distribute `distribute` for `role` here (devices:
+  local_devices())."""
+  devices = tuple(local_devices() if devices is None else devices)
+  strategy = choose(distribute, role, devices)
+  return Placement(strategy, devices, replicas(strategy, role, devices))
+
+
 def choose(distribute, role, devices):
   """The strategy --distribute gives `role` on a machine with `devices`.
 

@@ -59,6 +59,13 @@ def describe_defaults(name, model_types=MODEL_TYPES):
 # The other model types, and the custom model where K > 1 is not
 # supported, take 1.
 EXAMPLES_PER_RUN = 5120
+STEPS_PER_RUN_MODELS = ('custom',)
+# Strategies whose K steps are unrolled (one copy of the step, all-reduce
+# included, per step; trainer/multistep.py), and the most steps a run so
+# builds (the default there, and the most --steps-per-run may give): K
+# copies of the model per replica, so the graph stays small.
+UNROLLED_STRATEGIES = ('mirrored', 'multiworker')
+MAX_UNROLLED_STEPS = 10
 
 # Checkpoints: the most of training time that saving should take, and so the
 # least gap between two saves caused by a step count, in save durations
@@ -186,8 +193,9 @@ class Config:
       None, 'operational', 'Optimizer steps per Session.run, for speed; the '
       'model is the same. Default: for the custom model, '
       f'{EXAMPLES_PER_RUN} examples per run (20 steps at --batch-size 256), '
-      'at most --log-every-steps; 1 for premade, keras, several devices and '
-      'TF_CONFIG clusters (where more is refused). Progress lines, loss summaries and '
+      f'at most --log-every-steps, at most {MAX_UNROLLED_STEPS} with mirrored '
+      'and multiworker; 1 for premade, keras and parameter-server clusters '
+      '(where more is refused). Progress lines, loss summaries and '
       'checkpoints may then fall on a multiple of it; the run still ends at '
       'exactly --train-steps.')
 
@@ -220,12 +228,6 @@ class Config:
 
   def with_strategy(self, strategy):
     """--distribute resolved to what this task runs (trainer.cluster.choose)."""
-    k = self.steps_per_run or 1
-    if self.distribute == 'auto' and k > 1 and strategy in ('mirrored',
-                                                            'multiworker'):
-      raise UsageError(f'--steps-per-run={k} is not supported with '
-                       f'--distribute {strategy}, which --distribute auto '
-                       'chooses here; drop --steps-per-run')
     if self.batch_norm and strategy == 'multiworker':
       raise UsageError('--batch-norm is not supported with --distribute '
                        'multiworker (what auto chooses for a chief and '
@@ -233,20 +235,32 @@ class Config:
                        'drop --batch-norm')
     return dataclasses.replace(self, distribute=strategy)
 
-  def with_steps_per_run(self, in_cluster):
-    """Resolves the default --steps-per-run now that the role is known."""
-    if in_cluster and (self.steps_per_run or 1) > 1:
-      raise UsageError(f'--steps-per-run={self.steps_per_run} is not '
-                       'supported in a TF_CONFIG cluster: its workers share '
-                       'the global step; drop --steps-per-run or TF_CONFIG')
-    if self.steps_per_run is not None:
+  def with_steps_per_run(self):
+    """Resolves the default --steps-per-run for the strategy --distribute
+    names (resolved by with_strategy; auto counts as one device here)."""
+    k = self.steps_per_run
+    if self.distribute == 'ps' and (k or 1) > 1:
+      raise UsageError(f'--steps-per-run={k} is not supported in a TF_CONFIG '
+                       'cluster with parameter servers: its workers step on '
+                       'their own, so none knows how many steps are left; drop '
+                       '--steps-per-run')
+    if k is not None:
       return self
-    several = (self.model_type == 'custom' and not in_cluster and
-               self.distribute in ('none', 'auto'))
-    # At most one run between progress lines, so none is skipped.
-    auto = min(EXAMPLES_PER_RUN // self.batch_size, self.log_every_steps)
-    return dataclasses.replace(self,
-                               steps_per_run=max(1, auto) if several else 1)
+    return dataclasses.replace(self, steps_per_run=default_steps_per_run(
+        self.model_type, self.distribute, self.batch_size,
+        self.log_every_steps))
+
+
+def default_steps_per_run(model_type, strategy, batch_size, log_every_steps):
+  """K by shape: about EXAMPLES_PER_RUN examples per Session.run, at most one
+  run between progress lines, at most MAX_UNROLLED_STEPS under a strategy
+  that unrolls them (trainer/multistep.py); 1 where K > 1 cannot run."""
+  if model_type not in STEPS_PER_RUN_MODELS or strategy == 'ps':
+    return 1
+  k = min(EXAMPLES_PER_RUN // batch_size, log_every_steps)
+  if strategy in UNROLLED_STRATEGIES:
+    k = min(k, MAX_UNROLLED_STEPS)
+  return max(1, k)
 
 
 def names_of(kind):
@@ -316,13 +330,16 @@ def _check_steps_per_run(cfg):
   _positive('steps-per-run', k)
   if k is None or k == 1:
     return
-  if cfg.model_type != 'custom':
+  if cfg.model_type not in STEPS_PER_RUN_MODELS:
     raise UsageError(f'--steps-per-run={k} is supported by --model-type='
                      f'custom only: the {cfg.model_type} model function runs '
                      'one step per Session.run; drop --steps-per-run')
-  if cfg.distribute in ('mirrored', 'multiworker'):  # ps: with_steps_per_run
-    raise UsageError(f'--steps-per-run={k} is not supported with '
-                     f'--distribute {cfg.distribute}; drop one of them')
+  if cfg.distribute in UNROLLED_STRATEGIES and k > MAX_UNROLLED_STEPS:
+    raise UsageError(
+        f'--steps-per-run={k} is more than {MAX_UNROLLED_STEPS}, the '
+        f'most steps a run unrolls under --distribute {cfg.distribute} (one '
+        'copy of the step per step); give at most '
+        f'{MAX_UNROLLED_STEPS}')
 
 
 def _csv(values):

@@ -49,8 +49,9 @@ def train_input_fn(split, batch_size, seed, scale_inputs=True,
   The order depends only on (seed, shard, epoch), so a run is reproducible.
   `shard` = (index, count) gives each replica of an asynchronous cluster its
   own order. With steps_per_run K > 1, each element is K consecutive batches
-  of that order, stacked ([K, batch_size, 784]); an epoch's partial last
-  batch is padded with PAD_LABEL rows.
+  of that order, stacked ([K, batch_size, 784]; under a strategy, K of a
+  replica's shares); an epoch's partial last batch is padded with
+  PAD_LABEL rows.
 
   Under a tf.distribute strategy (the Estimator passes `input_context`),
   batch_size is the global batch of all replicas in sync: see _replica_slices.
@@ -77,8 +78,9 @@ def train_input_fn(split, batch_size, seed, scale_inputs=True,
     batches = tf.data.Dataset.zip((whole.repeat(), epochs)).flat_map(
         lambda whole, epoch: epoch_batches(whole, epoch, replicas))
     if steps_per_run > 1:
-      return _to_features(_stacked(batches, batch_size, steps_per_run),
-                          scale_inputs)
+      local, total = replicas[1:] if replicas else (1, 1)
+      return _to_features(_stacked(batches, batch_size // total,
+                                   steps_per_run, local), scale_inputs)
     return _to_features(batches, scale_inputs)
 
   return input_fn
@@ -141,11 +143,24 @@ def predict_input_fn(split, batch_size, scale_inputs=True):
   return lambda: evaluate().map(lambda features, labels: features)
 
 
-def _stacked(batches, batch_size, count):
-  """`count` batches per element, padded to batch_size rows (still uint8)."""
-  return batches.padded_batch(
-      count, padded_shapes=([batch_size, data.PIXELS], [batch_size]),
+def _stacked(batches, rows, count, local=1):
+  """`count` batches per element, padded to `rows` rows (still uint8).
+
+  With `local` replicas on this pipeline its batches arrive in turn (one
+  per replica, see _replica_slices); each replica gets `count` of its own.
+  """
+  stacked = batches.padded_batch(
+      count * local, padded_shapes=([rows, data.PIXELS], [rows]),
       padding_values=(tf.constant(0, tf.uint8), PAD_LABEL))
+  if local == 1:
+    return stacked
+
+  def per_replica(images, labels):
+    return tf.data.Dataset.from_tensor_slices((
+        tf.transpose(tf.reshape(images, [-1, local, rows, data.PIXELS]),
+                     [1, 0, 2, 3]),
+        tf.transpose(tf.reshape(labels, [-1, local, rows]), [1, 0, 2])))
+  return stacked.flat_map(per_replica)
 
 
 def _to_features(batches, scale_inputs):

@@ -52,7 +52,7 @@ class _Job:
   evaluating: tf.estimator.Estimator  # evaluates and exports
   start_step: int
   started: float  # time.time() when run() began
-  replicas: int  # that train in step (see cluster.replicas)
+  placement: cluster.Placement
 
   @property
   def done(self):
@@ -62,13 +62,11 @@ class _Job:
     return inputs.eval_input_fn(self.mnist.test, 1000, self.cfg.scale_inputs)
 
 
-def estimator_config(cfg, role=None):
-  """The tf.estimator.RunConfig of cfg for role (default: a local run)."""
+def estimator_config(cfg, role=None, placement=None):
+  """The tf.estimator.RunConfig of cfg for role (default: a local run), on
+  `placement` (default: where --distribute puts it here)."""
   role = role or cluster.Role()
-  name = cfg.distribute
-  if name == 'auto':
-    name = cluster.choose(name, role, cluster.local_devices())
-  strategy = _strategy(name, role)
+  placement = placement or cluster.place(cfg.distribute, role)
   return cluster.run_config(
       role,
       model_dir=cfg.job_dir,
@@ -79,21 +77,21 @@ def estimator_config(cfg, role=None):
       # step counter and loss logger would add two hooks to every step.
       log_step_count_steps=None,
       save_summary_steps=cfg.summary_steps,
-      train_distribute=strategy)
+      train_distribute=_strategy(placement, role))
 
 
-def _strategy(name, role):
-  """The tf.distribute strategy of --distribute `name`; None for none and
-  ps (the Estimator places variables on parameter servers itself)."""
-  if name == 'mirrored':
-    devices = cluster.local_devices()
+def _strategy(placement, role):
+  """The tf.distribute strategy of `placement`; None for none and ps (the
+  Estimator places variables on parameter servers itself)."""
+  if placement.strategy == 'mirrored':
+    devices = list(placement.devices)
     # On logical CPU devices the default all-reduce hangs at the first step
     # (TF 2.15, graph mode); GPUs keep the default (NCCL).
     cpus = not any('GPU' in d for d in devices)
     return tf.distribute.MirroredStrategy(
         devices=devices,
         cross_device_ops=tf.distribute.ReductionToOneDevice() if cpus else None)
-  if name == 'multiworker':
+  if placement.strategy == 'multiworker':
     # Built eagerly, the strategy fails to pickle (tensorflow#46556).
     tf.compat.v1.disable_eager_execution()
     with cluster.shown_to_tensorflow(role):
@@ -112,62 +110,63 @@ def run(cfg, role=None, validate_only=False):
   if validate_only:
     say(f'ok: the flags, data and job dir are valid; next: {_plan(job)}')
     return None
-  say(cluster.describe(job.cfg.distribute, job.role,
-                       cluster.local_devices()))
+  say(cluster.describe(job.placement.strategy, job.role,
+                       job.placement.devices))
   with tensorboard.synced(job.cfg.job_dir,
                           active=job.role.is_chief or job.role.is_evaluator):
     return _PARTS[_part_name(job.role)](job)
 
 
 def validate_shape(cfg, role, gpus):
-  """The checks of `_shaped` for a cluster whose replicas have `gpus` GPUs
+  """The checks of `_placed` for a cluster whose replicas have `gpus` GPUs
   each, offline: what a job submitter can check before the job exists."""
   devices = [f'/device:GPU:{i}' for i in range(gpus)] or ['/device:CPU:0']
-  cfg, replicas = _shaped(cfg, role, devices)
-  say(f'ok: the flags fit this job: {cfg.distribute}, {replicas} '
-      f'replica{"s" * (replicas > 1)}; the data and job dir are checked when '
-      'it starts')
-
-
-def _shaped(cfg, role, devices):
-  """cfg with the strategy it gets on `devices`, and the replicas that
-  train in step; refuses flags that cannot run in that shape."""
-  strategy = cluster.choose(cfg.distribute, role, devices)
-  cfg = cfg.with_strategy(strategy).with_steps_per_run(
-      in_cluster=not role.is_local)
-  replicas = cluster.replicas(strategy, role, devices)
-  _check_batch_shares(cfg, replicas)
-  return cfg, replicas
+  cfg, placement = _placed(cfg, role, devices)
+  say(f'ok: the flags fit this job: {placement.strategy}, '
+      f'{placement.replicas} replica{"s" * (placement.replicas > 1)}, '
+      f'--steps-per-run {cfg.steps_per_run}; the data and job dir are checked '
+      'when it starts')
 
 
 def _prepare(cfg, role, validate_only, started):
   """The checks every role makes before it trains, and what they build."""
-  cfg, replicas = _shaped(cfg, role, cluster.local_devices())
-  strategy = cfg.distribute
+  cfg, placement = _placed(cfg, role)
   cloud.check_bucket(cfg.job_dir)
   mnist = data.load(data.resolve_data_dir(cfg.data_dir))
   cfg = cfg.with_train_steps(mnist.train.size)
   jobdir.prepare(cfg)
-  if strategy == 'multiworker':
+  if placement.strategy == 'multiworker':
     # Graph mode before any model is built: Keras gives Sequential a v1 or
     # v2 base class, for the whole process, by the mode each model is built
     # in, so a model built eagerly here lost its attributes once the
     # strategy's graph mode rebuilt the class.
     tf.compat.v1.disable_eager_execution()
     # Evaluates and exports on this task alone: no strategy, no cluster.
+    alone = cluster.Placement('none', placement.devices, 1)
     evaluating = model.build_estimator(
-        cfg, estimator_config(dataclasses.replace(cfg, distribute='none')))
-    estimator = (model.build_estimator(cfg, estimator_config(cfg, role))
+        cfg, estimator_config(cfg, placement=alone))
+    estimator = (model.build_estimator(
+        cfg, estimator_config(cfg, role, placement))
                  if role.trains and not validate_only else evaluating)
   else:
     estimator = evaluating = model.build_estimator(
-        cfg, estimator_config(cfg, role))
+        cfg, estimator_config(cfg, role, placement))
   if role.is_chief or validate_only:
     # Other tasks of a cluster leave the checkpoints to the chief (they may
     # rotate while another task reads them).
     jobdir.check_checkpoint_fits(cfg.job_dir, evaluating)
   return _Job(cfg, role, mnist, estimator, evaluating,
-              jobdir.global_step(cfg.job_dir), started, replicas)
+              jobdir.global_step(cfg.job_dir), started, placement)
+
+
+def _placed(cfg, role, devices=None):
+  """cfg with --distribute and --steps-per-run resolved for this task, and
+  its Placement (on `devices`, default this machine's): the one place they
+  are decided, before anything is built."""
+  placement = cluster.place(cfg.distribute, role, devices)
+  cfg = cfg.with_strategy(placement.strategy).with_steps_per_run()
+  _check_batch_shares(cfg, placement.replicas)
+  return cfg, placement
 
 
 def _check_batch_shares(cfg, replicas):
@@ -270,7 +269,7 @@ def _results(job, metrics, speed):
   return {
       'model_type': cfg.model_type,
       'strategy': cfg.distribute,
-      'replicas': job.replicas,
+      'replicas': job.placement.replicas,
       'global_step': int(metrics['global_step']),
       'resumed_from_step': job.start_step,
       'accuracy': float(metrics['accuracy']),

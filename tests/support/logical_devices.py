@@ -8,6 +8,8 @@ process. Each CONFIG_JSON (trainer.config.Config fields; job_dir is made
 under JOBS_DIR) is trained by train.run, one after the other; the line
 printed is a list of {"results": results.json, "losses": {step: loss}},
 the losses read from the event files (one summary per --summary-steps).
+With TF_CONFIG set, the process is that task of its cluster (a worker's
+results are null; the losses are those the chief wrote).
 """
 
 import glob
@@ -41,6 +43,7 @@ def losses(job_dir):
 
 def main(devices, data_dir, jobs_dir, *configs):
   split_cpu(int(devices))
+  from trainer import cluster  # pylint: disable=g-import-not-at-top
   from trainer import config  # pylint: disable=g-import-not-at-top
   from trainer import train  # pylint: disable=g-import-not-at-top
   tf.get_logger().setLevel('ERROR')
@@ -53,7 +56,7 @@ def main(devices, data_dir, jobs_dir, *configs):
         settings[name] = tuple(settings[name])
     job_dir = os.path.join(jobs_dir, f'job{i}')
     results = train.run(config.Config(job_dir=job_dir, data_dir=data_dir,
-                                      **settings))
+                                      **settings), cluster.from_environment())
     out.append({'results': results, 'losses': losses(job_dir)})
   print(json.dumps(out))
 
