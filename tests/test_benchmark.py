@@ -43,3 +43,17 @@ def test_scale_out_parts(mnist_dir):
   assert rows['devices_2']['examples_per_sec'] > 0
   assert rows['workers_2']['strategy'] == 'multiworker'
   assert rows['workers_2']['replicas'] == 2
+
+
+def test_step_cost_and_input_parts(mnist_dir):
+  """One near-empty Session.run in ms; the input pipeline alone."""
+  result = processes.run(
+      [sys.executable, os.path.join(processes.ROOT, 'scripts', 'benchmark.py'),
+       '--data-dir', mnist_dir, '--parts', 'session_run,input',
+       '--batch-sizes', '32', '--steps', '20'], timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  rows = {row['part']: row for row in map(json.loads,
+                                          result.stdout.splitlines())}
+  assert rows['session_run']['ms_per_run'] > 0
+  assert rows['input']['examples_per_sec'] > 0
+  assert rows['input']['steps_per_run'] == 160
