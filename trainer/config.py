@@ -194,9 +194,9 @@ class Config:
       f'{EXAMPLES_PER_RUN} examples per run (40 steps at --batch-size 128), '
       f'at most --log-every-steps, at most {MAX_UNROLLED_STEPS} with mirrored '
       'and multiworker; 1 for keras, the premade model with --dropout or '
-      '--batch-norm and parameter-server clusters (where more is refused). Progress lines, loss summaries and '
-      'checkpoints may then fall on a multiple of it; the run still ends at '
-      'exactly --train-steps.')
+      '--batch-norm and parameter-server clusters (where more is refused). '
+      'Progress lines, loss summaries and checkpoints may then fall on a '
+      'multiple of it; the run still ends at exactly --train-steps.')
 
   def __post_init__(self):
     _choice('model-type', self.model_type, MODEL_TYPES)
