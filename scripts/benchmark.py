@@ -33,6 +33,7 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-posi
 from trainer import config  # pylint: disable=g-import-not-at-top,wrong-import-position
 from trainer import data  # pylint: disable=g-import-not-at-top,wrong-import-position
 from trainer import dropout  # pylint: disable=g-import-not-at-top,wrong-import-position
+from trainer import inputs  # pylint: disable=g-import-not-at-top,wrong-import-position
 from trainer import model  # pylint: disable=g-import-not-at-top,wrong-import-position
 from trainer import train  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -74,6 +75,42 @@ def part_matmul(args):
   gflops = 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
   return {'gflops': gflops,
           'examples_per_sec': gflops * 1e9 / training_flops_per_example()}
+
+
+def part_session_run(args):
+  """One Session.run of a near-empty step (a variable's increment): what
+  every run costs before the model does anything."""
+  del args
+  with tf.Graph().as_default():
+    step = tf.compat.v1.train.get_or_create_global_step()
+    increment = step.assign_add(1)
+    with tf.compat.v1.Session() as session:
+      session.run(tf.compat.v1.global_variables_initializer())
+      for _ in range(200):
+        session.run(increment)
+      runs, start = 0, time.perf_counter()
+      while time.perf_counter() - start < 3:
+        session.run(increment)
+        runs += 1
+  return {'ms_per_run': 1000 * (time.perf_counter() - start) / runs}
+
+
+def part_input(args):
+  """train_input_fn alone, no model: the input pipeline's ceiling."""
+  mnist = data.load(data.resolve_data_dir(args.data_dir))
+  k = args.steps_per_run or config.default_steps_per_run(
+      config.Config(job_dir='-', model_type='custom',
+                    batch_size=args.batch_size))
+  batches = iter(inputs.train_input_fn(mnist.train, args.batch_size, 42,
+                                       steps_per_run=k)())
+  next(batches)
+  runs, start = 0, time.perf_counter()
+  while time.perf_counter() - start < 5:
+    next(batches)
+    runs += 1
+  return {'examples_per_sec': runs * k * args.batch_size /
+                              (time.perf_counter() - start),
+          'steps_per_run': k}
 
 
 def _arrays(args):
@@ -218,9 +255,12 @@ def _trainer_part(model_type, **overrides):
     with tempfile.TemporaryDirectory() as job_dir:
       results = train.run(_trainer_config(args, model_type, job_dir,
                                          **overrides))
+    k = results['config']['steps_per_run']
     return {'examples_per_sec': results['examples_per_sec'],
-            'accuracy': results['accuracy'],
-            'steps_per_run': results['config']['steps_per_run']}
+            'accuracy': results['accuracy'], 'steps_per_run': k,
+            # One Session.run of the trainer, its K steps included.
+            'ms_per_run': 1000 * k * args.batch_size /
+                          results['examples_per_sec']}
   return part
 
 
@@ -344,8 +384,13 @@ PARTS = {
     'keras': Part(_keras_part(legacy_adam=False), default=True),
     # The same with the trainer's legacy Adam, to separate the two effects.
     'keras_legacy_adam': Part(_keras_part(legacy_adam=True)),
+    'premade_k1': Part(_trainer_part('premade', steps_per_run=1),
+                       trainer=True),
     'premade': Part(_trainer_part('premade', steps_per_run=None),
-                    default=True, trainer=True),
+                    default=True, trainer=True, k1='premade_k1'),
+    # What one Session.run costs, and the input pipeline alone.
+    'session_run': Part(part_session_run),
+    'input': Part(part_input),
     # The same MLP as Keras and the bare step: no dropout; one step per
     # Session.run, then --steps-per-run (default: the trainer's default).
     'custom_k1': Part(_trainer_part('custom', steps_per_run=1, **NO_DROPOUT),
@@ -367,6 +412,9 @@ PARTS = {
     'workers_2': Part(_loopback_workers_part(2)),
     'gpus_all': Part(_trainer_part('custom', steps_per_run=1,
                                    distribute='mirrored', **NO_DROPOUT)),
+    'gpus_all_k': Part(_trainer_part('custom', steps_per_run=None,
+                                     distribute='mirrored', **NO_DROPOUT),
+                       k1='gpus_all'),
     'time98_premade': Part(_trainer_time98('premade'), TIME98),
     'time98_custom': Part(_trainer_time98('custom'), TIME98),
     'time98_keras': Part(part_time98_keras, TIME98),

@@ -35,10 +35,10 @@ if not gpus:
 PY
 cd "$ROOT"
 "$VENV/bin/python" scripts/benchmark.py --batch-sizes 128,1024,8192 \
-  --parts matmul,bare,bare_dropout,keras_dropout,keras,premade,custom_k1,custom,custom_dropout_k1,custom_dropout \
+  --parts session_run,input,matmul,bare,bare_dropout,keras_dropout,keras,premade_k1,premade,custom_k1,custom,custom_dropout_k1,custom_dropout \
   "$@"
-# One GPU (custom_k1, --distribute none) against all of this machine's GPUs
-# (gpus_all, MirroredStrategy; the same as custom_k1 on a 1-GPU machine), at
-# global batches large enough to split.
-exec "$VENV/bin/python" scripts/benchmark.py --batch-sizes 1024,8192 \
-  --parts custom_k1,gpus_all "$@"
+# One GPU (custom_k1, custom: --distribute none, K = 1 and default K) against
+# all of this machine's GPUs (gpus_all, gpus_all_k: MirroredStrategy, K = 1
+# and default K; the same as one GPU on a 1-GPU machine).
+exec "$VENV/bin/python" scripts/benchmark.py --batch-sizes 128,1024,8192 \
+  --parts custom_k1,custom,gpus_all,gpus_all_k "$@"

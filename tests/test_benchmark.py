@@ -31,15 +31,28 @@ def test_two_parts_and_their_ratio(mnist_dir):
   assert 'bare' in table and 'custom' in table
 
 
-def test_scale_out_parts(mnist_dir):
-  """2 logical CPU devices and 2 workers on loopback, a few steps each."""
+def _rows(mnist_dir, parts):
+  """{part: its JSON row} of `parts` at batch 32, 20 steps."""
   result = processes.run(
       [sys.executable, os.path.join(processes.ROOT, 'scripts', 'benchmark.py'),
-       '--data-dir', mnist_dir, '--parts', 'devices_2,workers_2',
-       '--batch-sizes', '32', '--steps', '20'], timeout=300)
+       '--data-dir', mnist_dir, '--parts', parts, '--batch-sizes', '32',
+       '--steps', '20'], timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
-  rows = {row['part']: row for row in map(json.loads,
+  return {row['part']: row for row in map(json.loads,
                                           result.stdout.splitlines())}
+
+
+def test_scale_out_parts(mnist_dir):
+  """2 logical CPU devices and 2 workers on loopback, a few steps each."""
+  rows = _rows(mnist_dir, 'devices_2,workers_2')
   assert rows['devices_2']['examples_per_sec'] > 0
   assert rows['workers_2']['strategy'] == 'multiworker'
   assert rows['workers_2']['replicas'] == 2
+
+
+def test_step_cost_and_input_parts(mnist_dir):
+  """One near-empty Session.run in ms; the input pipeline alone."""
+  rows = _rows(mnist_dir, 'session_run,input')
+  assert rows['session_run']['ms_per_run'] > 0
+  assert rows['input']['examples_per_sec'] > 0
+  assert rows['input']['steps_per_run'] == 160

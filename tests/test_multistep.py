@@ -143,6 +143,31 @@ def test_stacked_input_is_the_same_batches_with_partial_ones_padded(mnist):
     assert not x[~real].any() and real.sum() == len(want_y)
 
 
+@pytest.mark.parametrize('steps_per_run', [5, 7])
+def test_the_premade_model_trains_k_steps_as_the_canned_one(tmp_path, mnist,
+                                                            steps_per_run):
+  """The canned network and head in the K-step loop: the variables of the
+  canned DNNClassifier's one step per run (measured difference: 0.0), the
+  same names in the checkpoint, the same export signatures."""
+  canned, got = (_train(_config(tmp_path / f'k{k}', k, model_type='premade'),
+                        mnist) for k in (1, steps_per_run))
+  want, have = _variables(canned), _variables(got)
+  assert have['global_step'] == STEPS
+  assert set(have) == set(want)
+  for name in want:
+    np.testing.assert_array_equal(have[name], want[name], err_msg=name)
+  assert _signatures(got, tmp_path / 'got') == _signatures(canned,
+                                                           tmp_path / 'want')
+
+
+def _signatures(estimator, folder):
+  path = estimator.export_saved_model(str(folder),
+                                      export.serving_input_fn(True)).decode()
+  with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+    return tf.compat.v1.saved_model.loader.load(session, ['serve'],
+                                                path).signature_def
+
+
 def _toy_training(stacked_steps, last_step, unrolled):
   """A linear model trained by Adam on 5 fixed batches (the last one
   padded), 5 batches a run (stacked_steps) or one a run; its variables."""
@@ -234,7 +259,8 @@ def test_default_is_several_steps_for_the_custom_model_by_shape(tmp_path):
   assert resolved('custom', batch_size=8192) == 1
   assert resolved('custom', batch_size=32, log_every_steps=10) == 10
   assert resolved('custom', steps_per_run=3) == 3
-  assert resolved('premade') == resolved('keras') == 1
+  assert resolved('premade') == 40, 'at its default batch size, 128'
+  assert resolved('premade', batch_norm=True) == resolved('keras') == 1
   # Unrolled under a strategy: at most MAX_UNROLLED_STEPS.
   assert resolved('custom', 'mirrored') == config_lib.MAX_UNROLLED_STEPS == 10
   assert resolved('custom', 'multiworker', batch_size=1024) == 5
@@ -242,12 +268,14 @@ def test_default_is_several_steps_for_the_custom_model_by_shape(tmp_path):
 
 
 @pytest.mark.parametrize('overrides, message', [
-    (dict(model_type='premade', steps_per_run=2),
-     '--steps-per-run=2 is supported by --model-type=custom only: the premade '
-     'model function runs one step per Session.run; drop --steps-per-run'),
     (dict(model_type='keras', steps_per_run=5),
-     '--steps-per-run=5 is supported by --model-type=custom only: the keras '
-     'model function'),
+     '--steps-per-run=5 is supported by the custom model and the premade one '
+     'without --dropout or --batch-norm: the keras model function runs one '
+     'step per Session.run; drop --steps-per-run'),
+    (dict(model_type='premade', steps_per_run=2, dropout=(0.1,)),
+     '--steps-per-run=2 is supported by the custom model and the premade one '
+     'without --dropout or --batch-norm: the premade model\'s K-step path has '
+     'no dropout or batch normalization; drop --steps-per-run'),
     (dict(model_type='custom', steps_per_run=11, distribute='mirrored'),
      '--steps-per-run=11 is more than 10, the most steps a run unrolls under '
      '--distribute mirrored (one copy of the step per step); give at most 10'),

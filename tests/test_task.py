@@ -199,8 +199,9 @@ def test_changed_learning_settings_are_refused(main_in_process, first_run,
      'all layers or one per layer'),
     (['--dropout', '0.1,0.2'], 'the premade model takes one rate'),
     (['--distribute', 'tpu'], '--distribute=tpu is not supported'),
-    (['--steps-per-run', '2'],
-     '--steps-per-run=2 is supported by --model-type=custom only'),
+    (['--model-type', 'keras', '--steps-per-run', '2'],
+     '--steps-per-run=2 is supported by the custom model and the premade one '
+     'without --dropout or --batch-norm'),
     (['--model-type', 'custom', '--steps-per-run', '11', '--distribute',
       'mirrored'], '--steps-per-run=11 is more than 10, the most steps a run '
      'unrolls under --distribute mirrored'),

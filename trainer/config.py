@@ -51,15 +51,14 @@ def describe_defaults(name, model_types=MODEL_TYPES):
   return ', '.join(f'{" and ".join(types)} {value:g}'
                    for value, types in groups.items())
 
-# When --steps-per-run is not given, the custom model trains about this many
-# examples per Session.run (20 steps at its batch size 256; 40 at 128, 5 at
-# 1024; at most --log-every-steps): enough steps to amortize a run's cost,
-# few enough that stacked batches stay small and progress lines and
-# checkpoints fine-grained. Chosen by measurement (docs/performance.md, "--steps-per-run").
-# The other model types, and the custom model where K > 1 is not
-# supported, take 1.
+# When --steps-per-run is not given, the custom and premade models train
+# about this many examples per Session.run (20 steps at batch size 256; 40
+# at 128, 5 at 1024; at most --log-every-steps): enough steps to amortize a
+# run's cost, few enough that stacked batches stay small and progress lines
+# and checkpoints fine-grained. Chosen by measurement (docs/performance.md,
+# "--steps-per-run"). Elsewhere (default_steps_per_run) K is 1.
 EXAMPLES_PER_RUN = 5120
-STEPS_PER_RUN_MODELS = ('custom',)
+STEPS_PER_RUN_MODELS = ('custom', 'premade')
 # Strategies whose K steps are unrolled (one copy of the step, all-reduce
 # included, per step; trainer/multistep.py), and the most steps a run so
 # builds (the default there, and the most --steps-per-run may give): K
@@ -191,13 +190,13 @@ class Config:
       'is refused (docs/distributed.md).')
   steps_per_run: Optional[int] = _setting(  # None: with_steps_per_run decides
       None, 'operational', 'Optimizer steps per Session.run, for speed; the '
-      'model is the same. Default: for the custom model, '
-      f'{EXAMPLES_PER_RUN} examples per run (20 steps at --batch-size 256), '
+      'model is the same. Default: for the custom and premade models, '
+      f'{EXAMPLES_PER_RUN} examples per run (40 steps at --batch-size 128), '
       f'at most --log-every-steps, at most {MAX_UNROLLED_STEPS} with mirrored '
-      'and multiworker; 1 for premade, keras and parameter-server clusters '
-      '(where more is refused). Progress lines, loss summaries and '
-      'checkpoints may then fall on a multiple of it; the run still ends at '
-      'exactly --train-steps.')
+      'and multiworker; 1 for keras, the premade model with --dropout or '
+      '--batch-norm and parameter-server clusters (where more is refused). '
+      'Progress lines, loss summaries and checkpoints may then fall on a '
+      'multiple of it; the run still ends at exactly --train-steps.')
 
   def __post_init__(self):
     _choice('model-type', self.model_type, MODEL_TYPES)
@@ -246,21 +245,32 @@ class Config:
                        '--steps-per-run')
     if k is not None:
       return self
-    return dataclasses.replace(self, steps_per_run=default_steps_per_run(
-        self.model_type, self.distribute, self.batch_size,
-        self.log_every_steps))
+    return dataclasses.replace(self,
+                               steps_per_run=default_steps_per_run(self))
 
 
-def default_steps_per_run(model_type, strategy, batch_size, log_every_steps):
+def default_steps_per_run(cfg):
   """K by shape: about EXAMPLES_PER_RUN examples per Session.run, at most one
   run between progress lines, at most MAX_UNROLLED_STEPS under a strategy
   that unrolls them (trainer/multistep.py); 1 where K > 1 cannot run."""
-  if model_type not in STEPS_PER_RUN_MODELS or strategy == 'ps':
+  if _why_one_step_per_run(cfg) or cfg.distribute == 'ps':
     return 1
-  k = min(EXAMPLES_PER_RUN // batch_size, log_every_steps)
-  if strategy in UNROLLED_STRATEGIES:
+  k = min(EXAMPLES_PER_RUN // cfg.batch_size, cfg.log_every_steps)
+  if cfg.distribute in UNROLLED_STRATEGIES:
     k = min(k, MAX_UNROLLED_STEPS)
   return max(1, k)
+
+
+def _why_one_step_per_run(cfg):
+  """Why cfg's model trains one step per Session.run, or None if it can
+  train several."""
+  if cfg.model_type not in STEPS_PER_RUN_MODELS:
+    return (f'the {cfg.model_type} model function runs one step per '
+            'Session.run')
+  if cfg.model_type == 'premade' and (cfg.batch_norm or any(cfg.dropout)):
+    return ('the premade model\'s K-step path has no dropout or batch '
+            'normalization')
+  return None
 
 
 def names_of(kind):
@@ -330,10 +340,11 @@ def _check_steps_per_run(cfg):
   _positive('steps-per-run', k)
   if k is None or k == 1:
     return
-  if cfg.model_type not in STEPS_PER_RUN_MODELS:
-    raise UsageError(f'--steps-per-run={k} is supported by --model-type='
-                     f'custom only: the {cfg.model_type} model function runs '
-                     'one step per Session.run; drop --steps-per-run')
+  why = _why_one_step_per_run(cfg)
+  if why:
+    raise UsageError(f'--steps-per-run={k} is supported by the custom model '
+                     f'and the premade one without --dropout or --batch-norm: '
+                     f'{why}; drop --steps-per-run')
   if cfg.distribute in UNROLLED_STRATEGIES and k > MAX_UNROLLED_STEPS:
     raise UsageError(
         f'--steps-per-run={k} is more than {MAX_UNROLLED_STEPS}, the '

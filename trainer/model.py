@@ -7,7 +7,13 @@ else), so a learning-rate schedule follows the global step and survives a
 restart. All export the same serving signature.
 """
 
+import contextlib
+
 import tensorflow as tf
+# The canned DNNClassifier's own network and head, for its K-step path.
+from tensorflow_estimator.python.estimator.canned import dnn as canned_dnn
+from tensorflow_estimator.python.estimator.head import base_head
+from tensorflow_estimator.python.estimator.head import head_utils
 
 from trainer import data
 from trainer import dropout
@@ -65,7 +71,10 @@ class PremadeClassifier(tf.estimator.DNNClassifier):
   The canned head's default signature is a classification signature that
   accepts only serialized tf.Example strings; we replace the export outputs
   with a predict signature (class_ids, probabilities, logits) so the export
-  takes pixels. Training and evaluation are the canned ones, untouched.
+  takes pixels. Evaluation and prediction are the canned ones, untouched,
+  and so is training one step per Session.run; with stacked input
+  (--steps-per-run K > 1) the canned network and head train K steps per
+  run (_premade_steps).
   """
 
   def __init__(self, cfg, run_config):
@@ -78,7 +87,61 @@ class PremadeClassifier(tf.estimator.DNNClassifier):
         dropout=cfg.dropout[0] or None,
         batch_norm=cfg.batch_norm,
         config=run_config)
-    self._model_fn = _serving_predictions(self._model_fn, lambda p: p)
+    self._model_fn = _serving_predictions(
+        _premade_steps(self._model_fn, cfg), lambda p: p)
+
+
+def _premade_steps(canned_model_fn, cfg):
+  """The canned model function, but K steps per run on stacked input.
+
+  The canned function builds its train op itself, one optimizer step on
+  one batch, inside TensorFlow's code. Here the same pieces it is made of,
+  the canned network (`dnn` with its variable names) and the canned
+  multi-class head's loss and train op, are built into the K-step loop of
+  trainer.multistep, so checkpoints, evaluation and the export are the
+  canned ones. The network's own summaries (activation histograms, zero
+  fractions) are left out: they cannot read tensors inside the loop.
+  """
+  def model_fn(features, labels, mode, config):
+    x = features[FEATURE_KEY]
+    if mode != tf.estimator.ModeKeys.TRAIN or not multistep.is_stacked(x):
+      return canned_model_fn(features, labels, mode, config)
+    network = canned_dnn._DNNModelV2(  # pylint: disable=protected-access
+        units=data.NUM_CLASSES, hidden_units=list(cfg.hidden_units),
+        feature_columns=[_pixels_column()],
+        activation_fn=ACTIVATIONS[cfg.activation], dropout=None,
+        batch_norm=False, name='dnn')
+    head = head_utils.binary_or_multi_class_head(  # DNNClassifier's defaults
+        data.NUM_CLASSES, weight_column=None, label_vocabulary=None,
+        loss_reduction=tf.losses.Reduction.SUM_OVER_BATCH_SIZE)
+    optimizer = make_optimizer(cfg)
+    optimizer.iterations = tf.compat.v1.train.get_or_create_global_step()
+
+    def logits(x):
+      with _without_new_summaries():
+        return network({FEATURE_KEY: x}, mode)
+
+    def train_step(x, labels):
+      loss = head.loss(labels, logits(x), {FEATURE_KEY: x}, mode)
+      return loss, base_head.create_estimator_spec_train_op(
+          head.name, optimizer, network.trainable_variables,
+          regularized_training_loss=loss)
+
+    logits(x[0])  # builds the variables before the loop; never runs
+    loss, train_op, hook = multistep.train_loop(
+        x, labels, train_step, cfg.steps_per_run, cfg.train_steps)
+    return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op,
+                                      training_hooks=[hook])
+  return model_fn
+
+
+@contextlib.contextmanager
+def _without_new_summaries():
+  """Drops the summaries made inside: a loop's tensors cannot be fetched."""
+  summaries = tf.compat.v1.get_collection_ref(tf.compat.v1.GraphKeys.SUMMARIES)
+  before = len(summaries)
+  yield
+  del summaries[before:]
 
 
 def _serving_predictions(model_fn, to_predictions):
