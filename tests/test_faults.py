@@ -188,16 +188,16 @@ def worker_pids(launcher_log):
                                        f.read())]
 
 
-def kill_worker_after_a_checkpoint(launcher, launcher_log, job_dir, start):
-  """Once start `start` of worker 1 runs and a checkpoint newer than the
-  job's previous one exists, SIGKILLs worker 1; returns time.time()."""
+def kill_worker_after_a_checkpoint(launcher, launcher_log, job_dir, start,
+                                   after):
+  """Once start `start` of worker 1 runs and a checkpoint past step `after`
+  exists, SIGKILLs worker 1; returns time.time()."""
   deadline = time.monotonic() + 240
   while len(worker_pids(launcher_log)) < start:
     assert launcher.poll() is None and time.monotonic() < deadline, (
         'the job was not restarted')
     time.sleep(0.1)
-  before = processes.newest_step(job_dir) or 0
-  processes.wait_for_checkpoint_after(job_dir, before, launcher)
+  processes.wait_for_checkpoint_after(job_dir, after, launcher)
   time.sleep(0.5)  # mid-way between checkpoints, not just after one
   os.kill(worker_pids(launcher_log)[-1], signal.SIGKILL)
   return time.time()
@@ -228,9 +228,14 @@ def test_multiworker_the_whole_job_restarted_twice_ends_at_its_target(
   job_dir = str(tmp_path / 'job')
   log = str(tmp_path / 'local_cluster.log')
   started = time.monotonic()
+  chief_log = os.path.join(job_dir, 'logs', 'chief-0.log')
+  kills, after = [], 50
   with processes.started(restart_job_args(mnist_dir, job_dir), log) as job:
-    kills = [kill_worker_after_a_checkpoint(job, log, job_dir, start)
-             for start in (1, 2)]
+    for start in (1, 2):
+      kills.append(kill_worker_after_a_checkpoint(job, log, job_dir, start,
+                                                  after))
+      # The next kill comes once the restart has passed this one's step.
+      after = max(step for _, step in segments(chief_log)[-1][1]) + 50
     status = job.wait(timeout=400)
   with open(log) as f:
     launcher = f.read()
@@ -238,7 +243,7 @@ def test_multiworker_the_whole_job_restarted_twice_ends_at_its_target(
   assert launcher.count('restarting every task') == 2, launcher[-3000:]
   assert len(worker_pids(log)) == 3
   assert_one_export_at_the_target(job_dir, RESTART_TARGET)
-  starts = segments(os.path.join(job_dir, 'logs', 'chief-0.log'))
+  starts = segments(chief_log)
   assert len(starts) == 3
   costs = [restart_cost(starts[i:i + 2], killed_at)
            for i, killed_at in enumerate(kills)]

@@ -6,12 +6,14 @@ seconds per subprocess); each kind of error also has a subprocess test.
 """
 
 import json
+import logging
 import os
 import shutil
 import subprocess
 import sys
 
 import pytest
+import tensorflow as tf
 
 from tests.support import mnist_files
 from tests.support import processes
@@ -52,8 +54,14 @@ def main_in_process(monkeypatch, capsys):
         status = 1
     return subprocess.CompletedProcess(args, status, '',
                                        capsys.readouterr().err)
+  # Parsing the flags sets absl's log level, and task.main quiets
+  # TensorFlow's: later tests in this process must see the same levels.
+  loggers = [logging.getLogger('absl'), tf.get_logger()]
+  levels = [logger.level for logger in loggers]
   yield run
   task.FLAGS.unparse_flags()
+  for logger, level in zip(loggers, levels):
+    logger.setLevel(level)
 
 
 def assert_refused(result, message):
