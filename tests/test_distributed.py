@@ -147,6 +147,7 @@ def test_multiworker_ends_at_the_target_with_one_export(multiworker):
   results = processes.last_json(result)
   assert results['global_step'] == TARGET
   assert results['strategy'] == 'multiworker' and results['replicas'] == 3
+  assert results['config']['steps_per_run'] == 10
   assert results['accuracy'] > 0.9
   assert processes.newest_step(job_dir) == TARGET
   for name in ('latest', 'best'):
@@ -161,7 +162,9 @@ def test_every_worker_trains_in_sync_and_exits(multiworker):
   for index, name in enumerate(('worker-0', 'worker-1'), 2):
     log = logs[name]
     assert f'replica {index} of 3, synchronous (multiworker)' in log
-    assert re.findall(r'step (\d+)/60 ', log) == ['1', '20', '40', '60']
+    # The premade model's default there: 10 steps a run (the first ends
+    # at step 10).
+    assert re.findall(r'step (\d+)/60 ', log) == ['10', '20', '40', '60']
     assert 'done; the chief reports the results' in log
     assert 'exporting step' not in log
   evaluated = re.findall(r'evaluator: step (\d+) accuracy', logs['evaluator-0'])
