@@ -26,7 +26,7 @@ TARGET = 3000  # steps: a few seconds, so the run is still going when stopped
 
 # Model flags, and the steps per Session.run they train with: every
 # checkpoint falls on a multiple of it.
-MODELS = {'premade': ([], 1),
+MODELS = {'premade': (['--steps-per-run', '1'], 1),
           'custom-k7': (['--model-type', 'custom', '--steps-per-run', '7'], 7)}
 
 
@@ -147,7 +147,10 @@ def test_sigkill_with_default_checkpoints_loses_at_most_their_steps(
   log = tmp_path / 'killed.log'
   args = [*processes.TASK, '--data-dir', mnist_dir, '--job-dir', job_dir,
           '--train-steps', '1000000', '--hidden-units', '64,32',
-          '--batch-size', '32', '--log-every-steps', '100']
+          '--batch-size', '32', '--log-every-steps', '100',
+          # One step per run, so the step count, not the save cost, paces
+          # the checkpoints on this machine.
+          '--steps-per-run', '1']
   with processes.started(args, log) as proc:
     reached = int(processes.wait_for_line(
         log, r'step (\d*[3-9]\d{3})/1000000', proc, timeout=240).group(1))
