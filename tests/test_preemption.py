@@ -8,6 +8,7 @@ results.json once the target step is reached.
 import glob
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -116,10 +117,12 @@ def test_sigterm_or_ctrl_c_saves_a_final_checkpoint_then_rerun_resumes(
 
 
 def test_a_second_signal_stops_at_once(command, tmp_path):
-  """Two signals delivered together: Python handles SIGINT, then SIGTERM.
+  """Two signals delivered together: the second stops the process at once.
 
   The process is paused while both are sent, so the second one finds the
-  first still being handled whatever the machine's speed.
+  first still being handled whatever the machine's speed. Which of the two
+  Python handles first depends on which threads the kernel wakes, so the
+  exit status must be that of the one named in the last line.
   """
   job_dir, args, steps_per_run = command
   log = tmp_path / 'twice.log'
@@ -131,10 +134,12 @@ def test_a_second_signal_stops_at_once(command, tmp_path):
     proc.send_signal(signal.SIGTERM)
     proc.send_signal(signal.SIGCONT)
     proc.wait(timeout=120)
-  assert proc.returncode == 128 + signal.SIGTERM
-  assert log.read_text().strip().splitlines()[-1] == (
-      'stopped at once on a second SIGTERM; the checkpoints already written '
-      'are complete; rerun the same command to resume')
+  last = log.read_text().strip().splitlines()[-1]
+  second = re.fullmatch(
+      r'stopped at once on a second (SIGINT|SIGTERM); the checkpoints already '
+      r'written are complete; rerun the same command to resume', last)
+  assert second, last
+  assert proc.returncode == 128 + signal.Signals[second.group(1)]
   assert jobdir.global_step(job_dir) < 500, 'no checkpoint for the stop'
   assert_every_checkpoint_readable(job_dir, steps_per_run)
 
