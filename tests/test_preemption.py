@@ -85,14 +85,16 @@ def test_sigkill_then_rerun_resumes_from_the_newest_checkpoint(command,
 NO_PERIODIC = ['--checkpoint-secs', '3600', '--checkpoint-steps', '1000000']
 
 
-@pytest.mark.parametrize('sig, last_line', [
-    (signal.SIGTERM, 'preempted: stopped on SIGTERM; the newest checkpoint '
-                     'in {job_dir} is step {saved}; rerun the same command to '
-                     'resume'),
-    (signal.SIGINT, 'stopped: Ctrl-C (SIGINT); the newest checkpoint in '
-                    '{job_dir} is step {saved}; rerun the same command to '
-                    'resume'),
-])
+# One signal per model: the handler is the same for both signals and both
+# models, and each pair costs a run and a rerun.
+@pytest.mark.parametrize('command, sig, last_line', [
+    ('premade', signal.SIGTERM,
+     'preempted: stopped on SIGTERM; the newest checkpoint in {job_dir} is '
+     'step {saved}; rerun the same command to resume'),
+    ('custom-k7', signal.SIGINT,
+     'stopped: Ctrl-C (SIGINT); the newest checkpoint in {job_dir} is step '
+     '{saved}; rerun the same command to resume'),
+], indirect=['command'])
 def test_sigterm_or_ctrl_c_saves_a_final_checkpoint_then_rerun_resumes(
     command, tmp_path, sig, last_line):
   job_dir, args, steps_per_run = command
