@@ -15,8 +15,18 @@ step over `none`, from each variant's fastest round; the median round's ms
 per step too), a table on stderr.
 
   python scripts/dropout_cost.py --batch-size 256 --rounds 5
+
+With --trainer, the trainer's own training graph instead (the custom
+model_fn at its default --steps-per-run, fed by train_input_fn from
+--data-dir), in one process, rounds alternating: `none` (no dropout),
+`trainer` (its default dropout) and `fixed_masks` (the same masks drawn
+once, before training: the multiply alone). Medians, and each variant's
+speed over `none`:
+
+  python scripts/dropout_cost.py --trainer --data-dir DIR --batch-size 128
 """
 
+import contextlib
 import json
 import statistics
 import sys
@@ -28,7 +38,11 @@ cli.quiet_unless_verbose(sys.argv)
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from trainer import config  # pylint: disable=g-import-not-at-top,wrong-import-position
+from trainer import data  # pylint: disable=g-import-not-at-top,wrong-import-position
 from trainer import dropout  # pylint: disable=g-import-not-at-top,wrong-import-position
+from trainer import inputs  # pylint: disable=g-import-not-at-top,wrong-import-position
+from trainer import model  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 WIDTHS = (784, 512, 256, 128)  # the units each dropout applies to
 RATES = (0.2, 0.3, 0.3, 0.3)
@@ -168,15 +182,96 @@ def _train_block(variant, x, y, batch_size):
   return block
 
 
+TRAINER_VARIANTS = ('none', 'trainer', 'fixed_masks')
+
+
+@contextlib.contextmanager
+def _masks_drawn_once(batch_size):
+  """trainer.dropout.masks answering with masks drawn once, in a graph of
+  their own (constants in the trainer's, cut to each step's rows)."""
+  draw = dropout.masks
+  cache = {}
+
+  def fixed(rows, widths, rates, seed, dtype=tf.float32):
+    del seed
+    key = (tuple(widths), tuple(rates))
+    if key not in cache:
+      with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+        cache[key] = [None if m is None else session.run(m) for m in draw(
+            batch_size, widths, rates, tf.constant([0, 0], tf.int64), dtype)]
+    return [None if m is None else tf.constant(m)[:rows] for m in cache[key]]
+
+  dropout.masks = fixed
+  try:
+    yield
+  finally:
+    dropout.masks = draw
+
+
+def _trainer_session(variant, args, split):
+  """A MonitoredSession over the custom model_fn's training graph."""
+  no_dropout = {'dropout': (0.0,), 'input_dropout': 0.0}
+  cfg = config.Config(job_dir='-', model_type='custom',
+                      batch_size=args.batch_size, train_steps=10**9,
+                      steps_per_run=args.steps_per_run,
+                      **(no_dropout if variant == 'none' else {}))
+  cfg = cfg.with_strategy('none').with_steps_per_run()
+  fixed = (_masks_drawn_once(args.batch_size) if variant == 'fixed_masks'
+           else contextlib.nullcontext())
+  with tf.Graph().as_default(), fixed:
+    batches = inputs.train_input_fn(split, args.batch_size, 42,
+                                    steps_per_run=cfg.steps_per_run)()
+    features, labels = tf.compat.v1.data.make_one_shot_iterator(
+        batches).get_next()
+    spec = model.custom_model_fn(features, labels,
+                                 tf.estimator.ModeKeys.TRAIN, cfg)
+    session = tf.compat.v1.train.MonitoredSession(
+        hooks=list(spec.training_hooks))
+  return session, spec.train_op, cfg.steps_per_run
+
+
+def trainer_main(args):
+  """--trainer: the variants' sessions, timed in alternating rounds."""
+  split = data.load(data.resolve_data_dir(args.data_dir)).train
+  sessions = {v: _trainer_session(v, args, split) for v in TRAINER_VARIANTS}
+  for session, op, _ in sessions.values():
+    for _ in range(3):
+      session.run(op)  # warm up
+  ms = {v: [] for v in sessions}
+  for _ in range(args.rounds):
+    for v, (session, op, k) in sessions.items():
+      start = time.perf_counter()
+      for _ in range(args.blocks):
+        session.run(op)
+      ms[v].append(1e3 * (time.perf_counter() - start) / (args.blocks * k))
+  median = {v: statistics.median(times) for v, times in ms.items()}
+  for v, (session, _, k) in sessions.items():
+    session.close()
+    print(json.dumps({
+        'variant': v, 'batch_size': args.batch_size, 'steps_per_run': k,
+        'median_ms_per_step': round(median[v], 3),
+        'speed_over_none': round(median['none'] / median[v], 3),
+        'rounds_ms_per_step': [round(t, 3) for t in ms[v]]}), flush=True)
+
+
 def main(argv=None):
   parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--trainer', action='store_true',
+                      help="the trainer's own graph (see above)")
+  cli.add_data_dir(parser)
+  parser.add_argument('--steps-per-run', type=int,
+                      help="with --trainer: K (default: the trainer's)")
   parser.add_argument('--batch-size', type=int, default=256)
   parser.add_argument('--rounds', type=int, default=5,
                       help='timed rounds per variant (the fastest is reported)')
   parser.add_argument('--blocks', type=int, default=4,
-                      help=f'tf.function calls of {BLOCK} steps per round')
+                      help=f'tf.function calls of {BLOCK} steps per round '
+                      '(with --trainer: Session.runs of K steps)')
   parser.add_argument('--variants', default=','.join(VARIANTS))
   args = parser.parse_args(argv)
+  if args.trainer:
+    trainer_main(args)
+    return
   variants = cli.choices(parser, args.variants, VARIANTS, 'variant')
   tf.random.set_seed(0)
   x = tf.random.uniform([8192, WIDTHS[0]])
