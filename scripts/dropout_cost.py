@@ -257,13 +257,15 @@ def trainer_main(args):
 def main(argv=None):
   parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--trainer', action='store_true',
-                      help="the trainer's own graph (see above)")
+                      help="time the trainer's own training graph instead: "
+                      'none, trainer and fixed_masks (medians)')
   cli.add_data_dir(parser)
   parser.add_argument('--steps-per-run', type=int,
                       help="with --trainer: K (default: the trainer's)")
   parser.add_argument('--batch-size', type=int, default=256)
   parser.add_argument('--rounds', type=int, default=5,
-                      help='timed rounds per variant (the fastest is reported)')
+                      help='timed rounds per variant (the fastest is reported; '
+                      'with --trainer, the median)')
   parser.add_argument('--blocks', type=int, default=4,
                       help=f'tf.function calls of {BLOCK} steps per round '
                       '(with --trainer: Session.runs of K steps)')

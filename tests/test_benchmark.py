@@ -56,3 +56,21 @@ def test_step_cost_and_input_parts(mnist_dir):
   assert rows['session_run']['ms_per_run'] > 0
   assert rows['input']['examples_per_sec'] > 0
   assert rows['input']['steps_per_run'] == 160
+
+
+def test_dropout_cost_in_the_trainers_graph(mnist_dir):
+  """dropout_cost.py --trainer: none, trainer and fixed_masks, in rounds,
+  each against none."""
+  result = processes.run(
+      [sys.executable, os.path.join(processes.ROOT, 'scripts',
+                                    'dropout_cost.py'), '--trainer',
+       '--data-dir', mnist_dir, '--batch-size', '32', '--steps-per-run', '3',
+       '--rounds', '2', '--blocks', '2'], timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  rows = {row['variant']: row for row in map(json.loads,
+                                             result.stdout.splitlines())}
+  assert list(rows) == ['none', 'trainer', 'fixed_masks']
+  assert rows['none']['speed_over_none'] == 1
+  for row in rows.values():
+    assert row['steps_per_run'] == 3 and len(row['rounds_ms_per_step']) == 2
+    assert row['median_ms_per_step'] > 0 and row['speed_over_none'] > 0
