@@ -169,11 +169,10 @@ def _bare_part(masks):
     def logits(xb, step):
       if masks != 'trainer':
         return mlp(xb, training=True)
-      drops = dropout.masks(tf.shape(xb)[0], (784,) + HIDDEN, DROPOUT,
-                            tf.stack([tf.constant(0, tf.int64),
-                                      tf.cast(step, tf.int64)]))
+      drops = dropout.masks(1, tf.shape(xb)[0], (784,) + HIDDEN, DROPOUT,
+                            seed=0, step=step, batch_rows=args.batch_size)
       for layer, mask in zip(dense, drops):
-        xb = layer(xb * mask)
+        xb = layer(xb * mask[0])
       return xb
 
     @tf.function

@@ -59,17 +59,16 @@ def test_step_cost_and_input_parts(mnist_dir):
 
 
 def test_dropout_cost_in_the_trainers_graph(mnist_dir):
-  """dropout_cost.py --trainer: none, trainer and fixed_masks, in rounds,
-  each against none."""
+  """dropout_cost.py: every variant in rounds, each against none."""
   result = processes.run(
       [sys.executable, os.path.join(processes.ROOT, 'scripts',
-                                    'dropout_cost.py'), '--trainer',
+                                    'dropout_cost.py'),
        '--data-dir', mnist_dir, '--batch-size', '32', '--steps-per-run', '3',
-       '--rounds', '2', '--blocks', '2'], timeout=300)
+       '--rounds', '2', '--runs', '2'], timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   rows = {row['variant']: row for row in map(json.loads,
                                              result.stdout.splitlines())}
-  assert list(rows) == ['none', 'trainer', 'fixed_masks']
+  assert list(rows) == ['none', 'trainer', 'no_pixels', 'fixed_masks']
   assert rows['none']['speed_over_none'] == 1
   for row in rows.values():
     assert row['steps_per_run'] == 3 and len(row['rounds_ms_per_step']) == 2

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from trainer import data
+from trainer import dropout
 from trainer import inputs
 
 
@@ -97,3 +98,40 @@ def test_pixels_stay_out_of_the_graph(mnist):
     inputs.train_input_fn(mnist.train, 32, seed=1)()
     size = graph.as_graph_def().ByteSize()
   assert size < 100_000, f'graph is {size} bytes: data leaked into it'
+
+
+def _stream(mnist, batch_size, steps_per_run=1, **kwargs):
+  """Two epochs of training features and labels, flattened to examples."""
+  batches = _batches(inputs.train_input_fn(
+      mnist.train, batch_size, seed=5, num_epochs=2,
+      steps_per_run=steps_per_run, **kwargs))
+  x = np.concatenate([b[0].reshape(-1, 784) for b in batches])
+  y = np.concatenate([b[1].reshape(-1) for b in batches])
+  real = y != inputs.PAD_LABEL
+  return x[real], y[real]
+
+
+def test_input_dropout_drops_pixels_by_their_place_in_the_order(mnist):
+  """Pixels are dropped at the rate's realized share and the kept ones
+  scaled; an example's mask depends on its place in the epochs' order, not
+  on the batch size or --steps-per-run, and differs between epochs."""
+  clean, labels = _stream(mnist, 64)
+  dropped, again = _stream(mnist, 64, input_dropout=0.2)
+  np.testing.assert_array_equal(labels, again)
+  lit = clean > 0
+  share = (dropped[lit] == 0).mean()
+  realized = dropout.realized_rate(0.2)
+  assert abs(share - realized) < 4 * np.sqrt(realized * (1 - realized) /
+                                             lit.sum())
+  kept = dropped != 0
+  np.testing.assert_allclose(dropped[kept],
+                             clean[kept] * dropout.keep_scale(0.2), rtol=1e-6)
+  for batch_size, k in ((100, 1), (64, 3), (37, 4)):
+    np.testing.assert_array_equal(
+        _stream(mnist, batch_size, k, input_dropout=0.2)[0], dropped)
+  # Each example's two epochs (600 examples each) drop other pixels.
+  where = {row.tobytes(): i for i, row in enumerate(clean[:600])}
+  again = [where[row.tobytes()] for row in clean[600:]]
+  masks = dropped == 0
+  differ = (masks[600:] != masks[again])[lit[600:]].mean()
+  assert abs(differ - 2 * realized * (1 - realized)) < 0.03

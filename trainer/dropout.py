@@ -1,22 +1,30 @@
-"""Inverted dropout seeded by (seed, step, layer), from a few random bits
-per unit.
+"""Inverted dropout from counter-based random bits, in as few ops as can be.
 
-A float mask (Keras's, or `stateless_uniform(...) >= rate`) costs 32 random
-bits per unit and a float comparison; on a CPU that draw was most of what
-dropout cost (scripts/dropout_cost.py measures each piece). A mask needs
-only enough bits to give the rate: here each unit gets 8 (16 where 8 would
-misstate the rate by more than 1% of it), cut from uint32 draws of
-TensorFlow's stateless Philox generator, and compared with an integer
-threshold. The dropped share is then `threshold / 2**bits`, the *realized*
-rate (0.3 -> 77/256 = 0.3008, 0.2 -> 51/256 = 0.1992), and the kept units
-are scaled by 1 / (1 - realized rate), so the layer's expected output is
-its input exactly. The mask is a float tensor of 0 and that scale, so the
-forward pass and the gradient are one multiply each. `masks` cuts all
-layers' masks of a step from one draw.
+What dropout costs on a CPU is mostly TensorFlow's Philox kernel (about
+5 ns per uint32 word here) and the number of small ops a step runs, not the
+masks' arithmetic (scripts/dropout_cost.py prices each piece). So:
 
-Stateless: a mask depends only on its seed and its shape, so a step draws
-the same masks however many steps a Session.run takes (--steps-per-run)
-and after a resume.
+- the pixels' mask is drawn and applied in the input pipeline
+  (trainer.inputs), on uint8 pixels, before the step needs them;
+- the hidden layers' masks of all K steps of a Session.run are made by a
+  few large ops before the K-step loop, and a step only takes its own and
+  multiplies.
+
+A mask needs only enough random bits to give its rate: each unit gets 8 (16
+where 8 would misstate the rate by more than 1% of it), cut from uint32
+Philox words, and a unit is dropped when its value is below an integer
+threshold t. The dropped share is then `t / 2**bits`, the *realized* rate
+(0.3 -> 77/256 = 0.3008, 0.2 -> 51/256 = 0.1992), and kept units are scaled
+by 1 / (1 - realized rate), so a layer's expected output is its input
+exactly.
+
+Counter-based: every mask is rows of a stream, Philox with key `key` and
+counter word `layer`, each row its own fixed run of counters. A hidden
+layer's row r at global step s is stream row s * batch_rows + r; a pixel
+row is the example's place in the epochs' shuffled order. So a mask depends
+only on (seed, layer, row), never on how many steps a Session.run takes
+(--steps-per-run) or on a resume, and a partial batch's masks are the first
+rows of a full one's.
 """
 
 import math
@@ -26,6 +34,8 @@ import tensorflow as tf
 # Widest error of the realized rate at 8 bits, as a share of the rate asked.
 _MAX_RELATIVE_ERROR = 0.01
 _UINT = {8: tf.uint8, 16: tf.uint16}
+_PHILOX = 1  # TensorFlow's RNG_ALG_PHILOX
+_WORDS_PER_COUNTER = 4  # Philox gives 4 uint32 words per counter value
 
 
 def resolution_bits(rate):
@@ -49,60 +59,57 @@ def realized_rate(rate):
   return t / 2**bits
 
 
-def _words(units, bits):
-  """uint32 words that hold `units` values of `bits` bits."""
-  return math.ceil(units * bits / 32)
+def keep_scale(rate):
+  """What kept units are multiplied by: 1 / (1 - realized rate)."""
+  return 1 / (1 - realized_rate(rate))
 
 
-def _values(words, rows, units, bits):
-  """uint32 words [rows * w] -> uint8/uint16 values [rows, units]."""
-  per_word = 32 // bits
-  width = _words(units, bits) * per_word
-  values = tf.reshape(tf.bitcast(words, _UINT[bits]), [rows, width])
-  return values if width == units else values[:, :units]
+def random_values(key, layer, first_row, rows, width, bits):
+  """uint8/uint16 random values [rows, width]: rows first_row, first_row +
+  1, ... of the stream (key, layer). `first_row` and `rows` may be tensors."""
+  per_row = math.ceil(math.ceil(width * bits / 32) / _WORDS_PER_COUNTER)
+  counter = tf.stack([tf.cast(first_row, tf.uint64) * per_row,
+                      tf.constant(layer, tf.uint64)])
+  words = tf.raw_ops.StatelessRandomUniformFullIntV2(
+      shape=tf.reshape(rows * per_row * _WORDS_PER_COUNTER, [1]),
+      key=tf.reshape(tf.cast(key, tf.uint64), [1]), counter=counter,
+      alg=_PHILOX, dtype=tf.uint32)
+  values = tf.reshape(tf.bitcast(words, _UINT[bits]), tf.stack([rows, -1]))
+  return values[:, :width]
 
 
-def _keep_scale(values, rate, dtype):
-  """{0, 1 / (1 - realized rate)} where values are below / above threshold."""
-  bits, t = threshold(rate)
-  scale = 2**bits / (2**bits - t)
-  return tf.where(values >= tf.constant(t, _UINT[bits]),
-                  tf.constant(scale, dtype), tf.constant(0, dtype))
+def mask(values, rate, scale=None):
+  """Random values -> a mask of 0 (dropped: value below the rate's
+  threshold t) and `scale` (kept; default keep_scale(rate)), float32.
 
-
-def random_bits(rows, units, bits, seed):
-  """uint8 or uint16 random values [rows, units], from uint32 Philox draws."""
-  words = tf.random.stateless_uniform(
-      [rows * _words(units, bits)], seed, minval=None, maxval=None,
-      dtype=tf.uint32, alg='philox')
-  return _values(words, rows, units, bits)
-
-
-def mask(rows, units, rate, seed, dtype=tf.float32):
-  """[rows, units] of 0 (dropped) and 1 / (1 - realized rate) (kept)."""
-  return _keep_scale(random_bits(rows, units, resolution_bits(rate), seed),
-                     rate, dtype)
-
-
-def masks(rows, widths, rates, seed, dtype=tf.float32):
-  """One mask per layer ([rows, width], None where the rate is 0), all cut
-  from one draw.
-
-  One draw for all layers is one op big enough for TensorFlow to spread
-  over the CPU's threads, where a layer's own draw runs on one (measured:
-  scripts/dropout_cost.py, `bits` against `bits_one_draw`). Layer l's mask
-  is always the l-th part of the draw, so it depends only on (seed, the
-  rows, the layers' widths and rates).
+  floor((v + 2**bits - t) / 2**bits) is 1 exactly where v >= t, every step
+  exact in float32 (integers below 2**17, powers of two). Float arithmetic
+  is vectorized; comparisons and selects on booleans, and integer ops on
+  uint8, are not, and cost several times more.
   """
-  layers = [(width, rate, resolution_bits(rate))
-            for width, rate in zip(widths, rates) if rate]
-  if not layers:
-    return [None] * len(rates)
-  sizes = [rows * _words(width, bits) for width, _, bits in layers]
-  words = tf.random.stateless_uniform(
-      [tf.add_n(sizes)], seed, minval=None, maxval=None, dtype=tf.uint32,
-      alg='philox')
-  parts = iter(tf.split(words, tf.stack(sizes)))
-  return [_keep_scale(_values(next(parts), rows, width, resolution_bits(rate)),
-                      rate, dtype) if rate else None
-          for width, rate in zip(widths, rates)]
+  bits, t = threshold(rate)
+  n = 2**bits
+  kept = tf.floor((tf.cast(values, tf.float32) + (n - t)) * (1 / n))
+  return kept * (keep_scale(rate) if scale is None else scale)
+
+
+def step_masks(steps, rows, widths, rates, seed, step, batch_rows):
+  """Per layer (layer ids 1, 2, ...), the masks of `steps` steps from global
+  step `step`: [steps, rows, width] of 0 (dropped) and keep_scale (kept),
+  or None where the rate is 0.
+
+  `rows` (<= batch_rows) may be a tensor; `batch_rows`, the rows of a full
+  batch, must be the same for every run of a job: it places each step in
+  the stream.
+  """
+  return [_step_masks(steps, rows, width, rate, seed, step, batch_rows, l)
+          if rate else None
+          for l, (width, rate) in enumerate(zip(widths, rates), 1)]
+
+
+def _step_masks(steps, rows, width, rate, seed, step, batch_rows, layer):
+  bits, _ = threshold(rate)
+  values = random_values(seed, layer, step * batch_rows, steps * batch_rows,
+                         width, bits)
+  values = tf.reshape(values, [steps, batch_rows, width])[:, :rows]
+  return mask(values, rate)

@@ -10,6 +10,7 @@ float work (cast, scaling) happens per batch, not per example: per-element
 import tensorflow as tf
 
 from trainer import data
+from trainer import dropout
 
 FEATURE_KEY = 'x'
 # Label of the rows that pad an epoch's partial last batch when batches are
@@ -43,10 +44,14 @@ def _whole_split(split):
 
 
 def train_input_fn(split, batch_size, seed, scale_inputs=True,
-                   num_epochs=None, shard=(0, 1), steps_per_run=1):
+                   num_epochs=None, shard=(0, 1), steps_per_run=1,
+                   input_dropout=0.0):
   """Shuffled batches, a fresh order each epoch, repeating `num_epochs` times.
 
   The order depends only on (seed, shard, epoch), so a run is reproducible.
+  With `input_dropout`, pixels are dropped here, ahead of the step, with
+  masks that depend only on (seed, shard, the example's place in the
+  epochs' order): see _dropped_out.
   `shard` = (index, count) gives each replica of an asynchronous cluster its
   own order. With steps_per_run K > 1, each element is K consecutive batches
   of that order, stacked ([K, batch_size, 784]; under a strategy, K of a
@@ -60,13 +65,20 @@ def train_input_fn(split, batch_size, seed, scale_inputs=True,
 
   def epoch_batches(whole, epoch, replicas):
     images, labels = whole
-    key = tf.stack([tf.cast(seed, tf.int64) * count + index, epoch])
+    shard_seed = tf.cast(seed, tf.int64) * count + index
     order = tf.random.experimental.stateless_shuffle(
-        tf.range(split.size), seed=key)
+        tf.range(split.size), seed=tf.stack([shard_seed, epoch]))
     batches = _index_batches(order, split.size, batch_size)
     if replicas:
       batches = _replica_slices(batches, *replicas)
-    return batches.map(lambda i: (tf.gather(images, i), tf.gather(labels, i)))
+
+    def gather(indices, place):
+      pixels = tf.gather(images, indices)
+      if input_dropout:
+        pixels = _dropped_out(pixels, input_dropout, scale_inputs, shard_seed,
+                              epoch * split.size + place)
+      return pixels, tf.gather(labels, indices)
+    return batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
 
   def input_fn(input_context=None):
     replicas = _replicas(input_context)
@@ -79,8 +91,7 @@ def train_input_fn(split, batch_size, seed, scale_inputs=True,
         lambda whole, epoch: epoch_batches(whole, epoch, replicas))
     if steps_per_run > 1:
       local, total = replicas[1:] if replicas else (1, 1)
-      return _to_features(_stacked(batches, batch_size // total,
-                                   steps_per_run, local), scale_inputs)
+      batches = _stacked(batches, batch_size // total, steps_per_run, local)
     return _to_features(batches, scale_inputs)
 
   return input_fn
@@ -95,6 +106,17 @@ def _replicas(input_context):
   return input_context.input_pipeline_id * local, local, total
 
 
+def _dropped_out(pixels, rate, scale_inputs, key, first_row):
+  """uint8 pixels [rows, 784] -> float features with dropout: rows
+  first_row, ... of the pixel stream (layer 0) of trainer.dropout, the
+  mask's scale and 1/255 in one multiply."""
+  bits, _ = dropout.threshold(rate)
+  values = dropout.random_values(key, 0, first_row, tf.shape(pixels)[0],
+                                 data.PIXELS, bits)
+  scale = dropout.keep_scale(rate) / (255.0 if scale_inputs else 1.0)
+  return tf.cast(pixels, tf.float32) * dropout.mask(values, rate, scale)
+
+
 def _replica_slices(batches, first, local, total):
   """Each global batch of indices as this pipeline's replicas' slices.
 
@@ -105,15 +127,17 @@ def _replica_slices(batches, first, local, total):
   train on exactly one device's examples. An epoch's last batch, when it has
   fewer rows than replicas, is dropped (no replica may get an empty slice).
   """
-  def slices(indices):
+  def slices(indices, place):
     rows = tf.cast(tf.size(indices), tf.int64)
     return tf.data.Dataset.range(first, first + local).map(
-        lambda r: indices[r * rows // total:(r + 1) * rows // total])
-  return batches.filter(lambda i: tf.size(i) >= total).flat_map(slices)
+        lambda r: (indices[r * rows // total:(r + 1) * rows // total],
+                   place + r * rows // total))
+  return batches.filter(lambda i, _: tf.size(i) >= total).flat_map(slices)
 
 
 def _index_batches(order, size, batch_size):
-  """`order` cut into batches of indices, the last one partial.
+  """`order` cut into batches of indices, the last one partial, each with
+  its first index's place in the order.
 
   Reshaped in one op, not `.batch()`ed: batching passes every index through
   tf.data one by one, which cost a quarter to a third of the input's CPU time per batch
@@ -121,9 +145,11 @@ def _index_batches(order, size, batch_size):
   """
   full = size // batch_size * batch_size
   batches = tf.data.Dataset.from_tensor_slices(
-      tf.reshape(order[:full], [-1, batch_size]))
+      (tf.reshape(order[:full], [-1, batch_size]),
+       tf.range(0, full, batch_size, dtype=tf.int64)))
   if full < size:
-    batches = batches.concatenate(tf.data.Dataset.from_tensors(order[full:]))
+    batches = batches.concatenate(tf.data.Dataset.from_tensors(
+        (order[full:], tf.constant(full, tf.int64))))
   return batches
 
 
@@ -144,14 +170,15 @@ def predict_input_fn(split, batch_size, scale_inputs=True):
 
 
 def _stacked(batches, rows, count, local=1):
-  """`count` batches per element, padded to `rows` rows (still uint8).
+  """`count` batches per element, padded to `rows` rows.
 
   With `local` replicas on this pipeline its batches arrive in turn (one
   per replica, see _replica_slices); each replica gets `count` of its own.
   """
   stacked = batches.padded_batch(
       count * local, padded_shapes=([rows, data.PIXELS], [rows]),
-      padding_values=(tf.constant(0, tf.uint8), PAD_LABEL))
+      padding_values=(tf.constant(0, batches.element_spec[0].dtype),
+                      PAD_LABEL))
   if local == 1:
     return stacked
 
@@ -165,7 +192,9 @@ def _stacked(batches, rows, count, local=1):
 
 def _to_features(batches, scale_inputs):
   def features(images, labels):
-    x = pixels_to_features(images, scale_inputs)[FEATURE_KEY]
+    x = images  # float already where dropout made it (_dropped_out)
+    if images.dtype == tf.uint8:
+      x = pixels_to_features(images, scale_inputs)[FEATURE_KEY]
     # Stacked batches keep their leading [K, batch] shape.
     return {FEATURE_KEY: tf.reshape(x, tf.concat(
         [tf.shape(labels), [data.PIXELS]], 0))}, labels

@@ -201,11 +201,10 @@ def _initializer(cfg, layer):
 
 
 def _network(cfg):
-  """The custom model's layers; returns logits(x, step=None).
+  """The custom model's layers; returns logits(x, masks=None).
 
-  With `step` (training) each hidden layer, and the pixels when
-  `input_dropout` is set, is followed by its dropout rate (masks from
-  trainer.dropout).
+  `masks` (training) holds one dropout mask or None per hidden layer, each
+  applied after its layer (the pixels arrive with their dropout done).
   The layers are created here, in one order, so their variable names do
   not depend on where they are first called.
   """
@@ -215,18 +214,8 @@ def _network(cfg):
   output = tf.keras.layers.Dense(data.NUM_CLASSES,
                                  kernel_initializer=_initializer(cfg, 0))
 
-  widths = (data.PIXELS,) + tuple(cfg.hidden_units)
-  rates = (cfg.input_dropout,) + tuple(cfg.dropout)
-
-  def logits(x, step=None):
-    masks = [None] * len(rates)
-    if step is not None:
-      # Seeded by (seed, step), one part per layer: a step's masks do not
-      # depend on --steps-per-run or on a resume.
-      masks = dropout.masks(tf.shape(x)[0], widths, rates, tf.stack(
-          [tf.cast(cfg.seed, tf.int64), tf.cast(step, tf.int64)]), x.dtype)
-    x = _masked(x, masks[0])
-    for layer, mask in zip(hidden, masks[1:]):
+  def logits(x, masks=None):
+    for layer, mask in zip(hidden, masks or [None] * len(hidden)):
       x = _masked(layer(x), mask)
     return output(x)
   logits.layers = hidden + [output]
@@ -237,23 +226,43 @@ def _masked(x, mask):
   return x if mask is None else x * mask
 
 
+def _with_masks(cfg, x, step):
+  """(x, masks): a run's batches x ([K, rows, 784]) and, per hidden layer,
+  its dropout masks for them ([K, rows, units]; None at rate 0), from
+  global step `step` on (trainer.dropout; the pixels' own dropout is done
+  by the input pipeline, see input_dropout_in_pipeline).
+  """
+  replicas = tf.distribute.get_strategy().num_replicas_in_sync
+  shape = tf.shape(x)
+  return x, tuple(dropout.step_masks(
+      shape[0], shape[1], cfg.hidden_units, cfg.dropout, cfg.seed, step,
+      batch_rows=cfg.batch_size // replicas))
+
+
+def input_dropout_in_pipeline(cfg):
+  """The pixels' dropout rate the train input_fn applies: the custom
+  model's (the Keras model has a Dropout layer of its own)."""
+  return cfg.input_dropout if cfg.model_type == 'custom' else 0.0
+
+
 def _train_step(cfg, network):
-  """train_step(x, labels) -> (loss, update op), on one optimizer.
+  """train_step((pixels, masks), labels) -> (loss, update op), on one
+  optimizer.
 
   The optimizer is built once, outside any training loop; its step counter
   is the global step, so a schedule and Adam's bias correction follow it.
   """
   optimizer = make_optimizer(cfg)
-  global_step = tf.compat.v1.train.get_or_create_global_step()
-  optimizer.iterations = global_step
+  optimizer.iterations = tf.compat.v1.train.get_or_create_global_step()
   # A tf.distribute strategy sums the replicas' gradients; scale each
   # replica's mean loss as the canned heads do, so the sum is the batch mean.
   replicas = tf.distribute.get_strategy().num_replicas_in_sync
 
-  def train_step(x, labels):
+  def train_step(features, labels):
     # This replica's share of the batch mean: the strategy sums the shares
     # (gradients and the loss the Estimator reports).
-    loss = _loss(labels, network(x, step=global_step.read_value())) / replicas
+    x, masks = features
+    loss = _loss(labels, network(x, masks)) / replicas
     variables = [w for layer in network.layers for w in layer.trainable_weights]
     return loss, optimizer.get_updates(loss, variables)[0]
   return train_step
@@ -267,8 +276,9 @@ def _loss(labels, logits):
 def custom_model_fn(features, labels, mode, params):
   """Dense layers, each followed by its own dropout rate (training only).
 
-  Optional dropout on the pixels themselves (`input_dropout`) regularizes
-  the first, widest layer, which holds most of the weights. Stacked
+  Optional dropout on the pixels themselves (`input_dropout`, applied by
+  the train input_fn) regularizes the first, widest layer, which holds
+  most of the weights. Stacked
   training features ([K, batch, 784], see multistep) train K steps per run.
   """
   cfg = params
@@ -276,12 +286,16 @@ def custom_model_fn(features, labels, mode, params):
   x = features[FEATURE_KEY]
   if mode == tf.estimator.ModeKeys.TRAIN:
     train_step = _train_step(cfg, network)
+    step = tf.compat.v1.train.get_or_create_global_step().read_value()
     if not multistep.is_stacked(x):
-      loss, train_op = train_step(x, labels)
+      _, masks = _with_masks(cfg, x[None], step)
+      loss, train_op = train_step(
+          (x, tuple(m if m is None else m[0] for m in masks)), labels)
       return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
     network(x[0])  # builds the variables before the loop; never runs
     loss, train_op, hook = multistep.train_loop(
-        x, labels, train_step, cfg.steps_per_run, cfg.train_steps)
+        _with_masks(cfg, x, step), labels, train_step, cfg.steps_per_run,
+        cfg.train_steps)
     return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op,
                                       training_hooks=[hook])
 

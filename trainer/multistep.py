@@ -42,7 +42,9 @@ def train_loop(x, labels, train_step, steps_per_run, last_step,
                unrolled=None):
   """Runs train_step over the stacked batches; returns (loss, train_op, hook).
 
-  `train_step(x, labels)` builds one step and returns (loss, update op); the
+  `x` is a stacked tensor, or a nest of them (None leaves stay None), each
+  [K, batch, ...]: step i gets the i-th of each, cut to the batch's real
+  rows. `train_step(x, labels)` builds one step and returns (loss, update op); the
   variables and optimizer slots it uses must exist before the loop (the
   optimizer creates its slots outside any loop itself). The loss returned is
   the last step's, as K = 1 reports it for that step. `unrolled` (default:
@@ -51,8 +53,8 @@ def train_loop(x, labels, train_step, steps_per_run, last_step,
   """
   if unrolled is None:
     unrolled = tf.distribute.has_strategy()
-  limit = _steps_this_run(tf.shape(x)[0])
-  steps = tf.minimum(tf.shape(x)[0], limit)
+  limit = _steps_this_run(tf.shape(labels)[0])
+  steps = tf.minimum(tf.shape(labels)[0], limit)
   build = _unrolled if unrolled else _while_loop
   loss, train_op = build(x, labels, train_step, steps, steps_per_run)
   return loss, train_op, StepsPerRunHook(limit, steps_per_run, last_step)
@@ -78,16 +80,22 @@ def _steps_this_run(default):
 _LIMIT = 'trainer_steps_this_run'
 
 
+def _each(fn, x):
+  """fn applied to every tensor of the nest x."""
+  return tf.nest.map_structure(lambda t: None if t is None else fn(t), x)
+
+
 def _real_rows(x, labels):
   """A padded batch cut back to its real rows (labels not PAD_LABEL)."""
   rows = tf.reduce_sum(tf.cast(tf.not_equal(labels, inputs.PAD_LABEL),
                                tf.int32))
-  return x[:rows], labels[:rows]
+  return _each(lambda t: t[:rows], x), labels[:rows]
 
 
 def _while_loop(x, labels, train_step, steps, unused_steps_per_run):
   def body(i, unused_loss):
-    loss, update = train_step(*_real_rows(x[i], labels[i]))
+    loss, update = train_step(*_real_rows(_each(lambda t: t[i], x),
+                                          labels[i]))
     # The next step starts after this one's update: it reads the variables.
     with tf.control_dependencies([update]):
       return i + 1, tf.identity(loss)
@@ -110,7 +118,8 @@ def _unrolled(x, labels, train_step, steps, steps_per_run):
   for i in range(steps_per_run):
     ran = tf.less(i, steps)
     with tf.control_dependencies([update] if update is not None else []):
-      xi = tf.raw_ops.Switch(data=x[i], pred=ran).output_true
+      xi = _each(lambda t: tf.raw_ops.Switch(data=t[i], pred=ran).output_true,
+                 x)
       yi = tf.raw_ops.Switch(data=labels[i], pred=ran).output_true
       step_loss, update = train_step(*_real_rows(xi, yi))
     with tf.control_dependencies([update]):

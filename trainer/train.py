@@ -309,7 +309,9 @@ def _train_and_evaluate(job, speed):
     train_spec = tf.estimator.TrainSpec(
         inputs.train_input_fn(job.mnist.train, cfg.batch_size, cfg.seed,
                               cfg.scale_inputs, shard=role.shard,
-                              steps_per_run=cfg.steps_per_run),
+                              steps_per_run=cfg.steps_per_run,
+                              input_dropout=model.input_dropout_in_pipeline(
+                                  cfg)),
         max_steps=cfg.train_steps,
         hooks=[stop.hook(),
                progress.ProgressHook(speed, cfg.train_steps,
