@@ -95,22 +95,26 @@ def part_session_run(args):
   return {'ms_per_run': 1000 * (time.perf_counter() - start) / runs}
 
 
-def part_input(args):
-  """train_input_fn alone, no model: the input pipeline's ceiling."""
-  mnist = data.load(data.resolve_data_dir(args.data_dir))
-  k = args.steps_per_run or config.default_steps_per_run(
-      config.Config(job_dir='-', model_type='custom',
-                    batch_size=args.batch_size))
-  batches = iter(inputs.train_input_fn(mnist.train, args.batch_size, 42,
-                                       steps_per_run=k)())
-  next(batches)
-  runs, start = 0, time.perf_counter()
-  while time.perf_counter() - start < 5:
+def _input_part(input_dropout):
+  def part(args):
+    """train_input_fn alone, no model: the input pipeline's ceiling (with
+    `input_dropout`, the custom model's, which the pipeline does)."""
+    mnist = data.load(data.resolve_data_dir(args.data_dir))
+    k = args.steps_per_run or config.default_steps_per_run(
+        config.Config(job_dir='-', model_type='custom',
+                      batch_size=args.batch_size))
+    batches = iter(inputs.train_input_fn(mnist.train, args.batch_size, 42,
+                                         steps_per_run=k,
+                                         input_dropout=input_dropout)())
     next(batches)
-    runs += 1
-  return {'examples_per_sec': runs * k * args.batch_size /
-                              (time.perf_counter() - start),
-          'steps_per_run': k}
+    runs, start = 0, time.perf_counter()
+    while time.perf_counter() - start < 5:
+      next(batches)
+      runs += 1
+    return {'examples_per_sec': runs * k * args.batch_size /
+                                (time.perf_counter() - start),
+            'steps_per_run': k}
+  return part
 
 
 def _arrays(args):
@@ -389,7 +393,8 @@ PARTS = {
                     default=True, trainer=True, k1='premade_k1'),
     # What one Session.run costs, and the input pipeline alone.
     'session_run': Part(part_session_run),
-    'input': Part(part_input),
+    'input': Part(_input_part(0.0)),
+    'input_dropout': Part(_input_part(DROPOUT[0]), compare=('input',)),
     # The same MLP as Keras and the bare step: no dropout; one step per
     # Session.run, then --steps-per-run (default: the trainer's default).
     'custom_k1': Part(_trainer_part('custom', steps_per_run=1, **NO_DROPOUT),

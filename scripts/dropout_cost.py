@@ -49,8 +49,8 @@ def _hidden_masks_drawn_once():
   constants, tiled to the run's steps and cut to its rows)."""
   draw = dropout.step_masks
 
-  def fixed(steps, rows, widths, rates, seed, step, batch_rows):
-    del seed, step
+  def fixed(steps, rows, widths, rates, seed, step, batch_rows, replica=0):
+    del seed, step, replica
     rng = np.random.default_rng(0)
     return [None if not rate else tf.tile(tf.constant(
         (rng.random((1, batch_rows, width)) >= rate).astype(np.float32) *

@@ -35,7 +35,7 @@ if not gpus:
 PY
 cd "$ROOT"
 "$VENV/bin/python" scripts/benchmark.py --batch-sizes 128,1024,8192 \
-  --parts session_run,input,matmul,bare,bare_dropout,keras_dropout,keras,premade_k1,premade,custom_k1,custom,custom_dropout_k1,custom_dropout \
+  --parts session_run,input,input_dropout,matmul,bare,bare_dropout,keras_dropout,keras,premade_k1,premade,custom_k1,custom,custom_dropout_k1,custom_dropout \
   "$@"
 # One GPU (custom_k1, custom: --distribute none, K = 1 and default K) against
 # all of this machine's GPUs (gpus_all, gpus_all_k: MirroredStrategy, K = 1

@@ -52,9 +52,10 @@ def test_scale_out_parts(mnist_dir):
 
 def test_step_cost_and_input_parts(mnist_dir):
   """One near-empty Session.run in ms; the input pipeline alone."""
-  rows = _rows(mnist_dir, 'session_run,input')
+  rows = _rows(mnist_dir, 'session_run,input,input_dropout')
   assert rows['session_run']['ms_per_run'] > 0
   assert rows['input']['examples_per_sec'] > 0
+  assert rows['input_dropout']['examples_per_sec'] > 0
   assert rows['input']['steps_per_run'] == 160
 
 

@@ -230,16 +230,14 @@ def test_hand_written_tf_configs_with_a_master_train_in_sync(
   assert tf.saved_model.contains_saved_model(results['export_dir'])
 
 
-@pytest.mark.parametrize('attempt', range(20))
 def test_the_keras_model_trains_in_a_master_and_worker_job(
-    tmp_path, mnist_dir, keras_initial_weights, attempt):
-  """Twenty in a row. Keras gives Sequential a v1 or v2 base class, for the
-  whole process, by the mode each model is built in: the master's second
-  estimator, built before graph mode, lost its attributes
-  ('_v1_compile_was_called') whenever the worker had saved the Keras
-  initial weights first (about 1 run in 7 when both start together; every
-  run once they are there before the master starts, as here)."""
-  del attempt
+    tmp_path, mnist_dir, keras_initial_weights):
+  """Keras gives Sequential a v1 or v2 base class, for the whole process,
+  by the mode each model is built in: the master's second estimator, built
+  before graph mode, lost its attributes ('_v1_compile_was_called')
+  whenever the worker had saved the Keras initial weights first (about 1
+  run in 7 when both start together; every run once they are there before
+  the master starts, as here, so one run is the test)."""
   job_dir = str(tmp_path / 'job')
   # As if the worker had saved them before the master looked: the order in
   # which the master failed.

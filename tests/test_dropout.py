@@ -109,3 +109,17 @@ def test_random_values_are_rows_of_one_stream():
   expected = values.size / 256
   chi2 = ((counts - expected)**2 / expected).sum()
   assert chi2 < 255 + 6 * np.sqrt(2 * 255)  # 255 degrees of freedom, 6 sd
+
+
+def test_each_replica_draws_masks_of_its_own():
+  """Replicas of a synchronous job train different examples at one step:
+  their masks must not repeat each other's."""
+  def replica_masks(replica):
+    return dropout.step_masks(1, 128, (128,), (0.3,), SEED,
+                              tf.constant(3, tf.int64), 128,
+                              replica=replica)[0].numpy()
+  zero = replica_masks(0)
+  np.testing.assert_array_equal(zero, _step_masks(1, 128, step=3,
+                                                  widths=(128,),
+                                                  rates=(0.3,))[0])
+  assert abs(_correlation(zero, replica_masks(1))) < 5 / np.sqrt(zero.size)

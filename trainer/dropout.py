@@ -19,9 +19,10 @@ by 1 / (1 - realized rate), so a layer's expected output is its input
 exactly.
 
 Counter-based: every mask is rows of a stream, Philox with key `key` and
-counter word `layer`, each row its own fixed run of counters. A hidden
-layer's row r at global step s is stream row s * batch_rows + r; a pixel
-row is the example's place in the epochs' shuffled order. So a mask depends
+counter word `layer` (and, for hidden layers, the replica), each row its
+own fixed run of counters. A hidden layer's row r at global step s is stream
+row s * batch_rows + r; a pixel row is the example's place in the epochs'
+shuffled order, so N replicas drop one device's pixels. So a mask depends
 only on (seed, layer, row), never on how many steps a Session.run takes
 (--steps-per-run) or on a resume, and a partial batch's masks are the first
 rows of a full one's.
@@ -64,12 +65,13 @@ def keep_scale(rate):
   return 1 / (1 - realized_rate(rate))
 
 
-def random_values(key, layer, first_row, rows, width, bits):
+def random_values(key, layer, first_row, rows, width, bits, replica=0):
   """uint8/uint16 random values [rows, width]: rows first_row, first_row +
-  1, ... of the stream (key, layer). `first_row` and `rows` may be tensors."""
+  1, ... of the stream (key, layer, replica). `first_row`, `rows` and
+  `replica` may be tensors."""
   per_row = math.ceil(math.ceil(width * bits / 32) / _WORDS_PER_COUNTER)
-  counter = tf.stack([tf.cast(first_row, tf.uint64) * per_row,
-                      tf.constant(layer, tf.uint64)])
+  stream = tf.cast(replica, tf.uint64) * 2**32 + layer
+  counter = tf.stack([tf.cast(first_row, tf.uint64) * per_row, stream])
   words = tf.raw_ops.StatelessRandomUniformFullIntV2(
       shape=tf.reshape(rows * per_row * _WORDS_PER_COUNTER, [1]),
       key=tf.reshape(tf.cast(key, tf.uint64), [1]), counter=counter,
@@ -93,23 +95,25 @@ def mask(values, rate, scale=None):
   return kept * (keep_scale(rate) if scale is None else scale)
 
 
-def step_masks(steps, rows, widths, rates, seed, step, batch_rows):
+def step_masks(steps, rows, widths, rates, seed, step, batch_rows,
+               replica=0):
   """Per layer (layer ids 1, 2, ...), the masks of `steps` steps from global
   step `step`: [steps, rows, width] of 0 (dropped) and keep_scale (kept),
   or None where the rate is 0.
 
   `rows` (<= batch_rows) may be a tensor; `batch_rows`, the rows of a full
   batch, must be the same for every run of a job: it places each step in
-  the stream.
+  the stream. Each replica of a synchronous job has streams of its own.
   """
-  return [_step_masks(steps, rows, width, rate, seed, step, batch_rows, l)
-          if rate else None
+  return [_step_masks(steps, rows, width, rate, seed, step, batch_rows, l,
+                      replica) if rate else None
           for l, (width, rate) in enumerate(zip(widths, rates), 1)]
 
 
-def _step_masks(steps, rows, width, rate, seed, step, batch_rows, layer):
+def _step_masks(steps, rows, width, rate, seed, step, batch_rows, layer,
+                replica):
   bits, _ = threshold(rate)
   values = random_values(seed, layer, step * batch_rows, steps * batch_rows,
-                         width, bits)
+                         width, bits, replica)
   values = tf.reshape(values, [steps, batch_rows, width])[:, :rows]
   return mask(values, rate)

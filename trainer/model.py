@@ -233,10 +233,11 @@ def _with_masks(cfg, x, step):
   by the input pipeline, see input_dropout_in_pipeline).
   """
   replicas = tf.distribute.get_strategy().num_replicas_in_sync
+  replica = tf.distribute.get_replica_context().replica_id_in_sync_group
   shape = tf.shape(x)
   return x, tuple(dropout.step_masks(
       shape[0], shape[1], cfg.hidden_units, cfg.dropout, cfg.seed, step,
-      batch_rows=cfg.batch_size // replicas))
+      batch_rows=cfg.batch_size // replicas, replica=replica))
 
 
 def input_dropout_in_pipeline(cfg):
