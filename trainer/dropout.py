@@ -5,7 +5,8 @@ What dropout costs on a CPU is mostly TensorFlow's Philox kernel (about
 masks' arithmetic (scripts/dropout_cost.py prices each piece). So:
 
 - the pixels' mask is drawn and applied in the input pipeline
-  (trainer.inputs), on uint8 pixels, before the step needs them;
+  (trainer.inputs), with the pixels' cast and scaling, before the step
+  needs them;
 - the hidden layers' masks of all K steps of a Session.run are made by a
   few large ops before the K-step loop, and a step only takes its own and
   multiplies.
@@ -23,7 +24,7 @@ counter word `layer` (and, for hidden layers, the replica), each row its
 own fixed run of counters. A hidden layer's row r at global step s is stream
 row s * batch_rows + r; a pixel row is the example's place in the epochs'
 shuffled order, so N replicas drop one device's pixels. So a mask depends
-only on (seed, layer, row), never on how many steps a Session.run takes
+only on (seed, layer, replica, row), never on how many steps a run takes
 (--steps-per-run) or on a resume, and a partial batch's masks are the first
 rows of a full one's.
 """

@@ -226,16 +226,16 @@ def _masked(x, mask):
   return x if mask is None else x * mask
 
 
-def _with_masks(cfg, x, step):
-  """(x, masks): a run's batches x ([K, rows, 784]) and, per hidden layer,
-  its dropout masks for them ([K, rows, units]; None at rate 0), from
-  global step `step` on (trainer.dropout; the pixels' own dropout is done
-  by the input pipeline, see input_dropout_in_pipeline).
+def _run_masks(cfg, x, step):
+  """Per hidden layer, its dropout masks ([K, rows, units]; None at rate 0)
+  for a run's batches x ([K, rows, 784]) from global step `step` on
+  (trainer.dropout; the pixels' own dropout is done by the input pipeline,
+  see input_dropout_in_pipeline).
   """
   replicas = tf.distribute.get_strategy().num_replicas_in_sync
   replica = tf.distribute.get_replica_context().replica_id_in_sync_group
   shape = tf.shape(x)
-  return x, tuple(dropout.step_masks(
+  return tuple(dropout.step_masks(
       shape[0], shape[1], cfg.hidden_units, cfg.dropout, cfg.seed, step,
       batch_rows=cfg.batch_size // replicas, replica=replica))
 
@@ -289,13 +289,13 @@ def custom_model_fn(features, labels, mode, params):
     train_step = _train_step(cfg, network)
     step = tf.compat.v1.train.get_or_create_global_step().read_value()
     if not multistep.is_stacked(x):
-      _, masks = _with_masks(cfg, x[None], step)
+      masks = _run_masks(cfg, x[None], step)
       loss, train_op = train_step(
           (x, tuple(m if m is None else m[0] for m in masks)), labels)
       return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
     network(x[0])  # builds the variables before the loop; never runs
     loss, train_op, hook = multistep.train_loop(
-        _with_masks(cfg, x, step), labels, train_step, cfg.steps_per_run,
+        (x, _run_masks(cfg, x, step)), labels, train_step, cfg.steps_per_run,
         cfg.train_steps)
     return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op,
                                       training_hooks=[hook])

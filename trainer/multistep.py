@@ -44,12 +44,12 @@ def train_loop(x, labels, train_step, steps_per_run, last_step,
 
   `x` is a stacked tensor, or a nest of them (None leaves stay None), each
   [K, batch, ...]: step i gets the i-th of each, cut to the batch's real
-  rows. `train_step(x, labels)` builds one step and returns (loss, update op); the
-  variables and optimizer slots it uses must exist before the loop (the
-  optimizer creates its slots outside any loop itself). The loss returned is
-  the last step's, as K = 1 reports it for that step. `unrolled` (default:
-  under a tf.distribute strategy) builds straight-line steps instead of a
-  tf.while_loop.
+  rows. `train_step(x, labels)` builds one step and returns (loss, update
+  op); the variables and optimizer slots it uses must exist before the loop
+  (the optimizer creates its slots outside any loop itself). The loss
+  returned is the last step's, as K = 1 reports it for that step. `unrolled`
+  (default: under a tf.distribute strategy) builds straight-line steps
+  instead of a tf.while_loop.
   """
   if unrolled is None:
     unrolled = tf.distribute.has_strategy()
