@@ -19,6 +19,9 @@ from tests.support import processes
 from trainer import cluster
 from trainer import jobdir
 
+# Clusters whose tasks are killed, with bounds on how soon the others stop.
+pytestmark = pytest.mark.serial
+
 CLUSTER = {'chief': ['127.0.0.1:1'], 'worker': ['127.0.0.1:2', '127.0.0.1:3'],
            'ps': ['127.0.0.1:4']}
 

@@ -26,7 +26,8 @@ from tests.support import processes
 from trainer import jobdir
 from trainer import peers
 
-pytestmark = pytest.mark.slow  # real clusters, killed and restarted
+# Real clusters, killed and restarted; bounds on the seconds a fault costs.
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 TARGET = 4000  # the chief trains alone while the worker starts (5 s)
 SYNC_TARGET = 1200  # synchronous steps are slower here, and start later

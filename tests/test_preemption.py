@@ -20,7 +20,8 @@ from tests.support import processes
 from trainer import config as config_lib
 from trainer import jobdir
 
-pytestmark = pytest.mark.slow  # kills and resumes real trainer processes
+# Kills and resumes real trainer processes, timed against their steps.
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 TARGET = 3000  # steps: a few seconds, so the run is still going when stopped
 
