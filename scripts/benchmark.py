@@ -174,8 +174,9 @@ def _bare_part(masks):
     def logits(xb, step):
       if masks != 'trainer':
         return mlp(xb, training=True)
-      drops = dropout.masks(1, tf.shape(xb)[0], (784,) + HIDDEN, DROPOUT,
-                            seed=0, step=step, batch_rows=args.batch_size)
+      drops = dropout.step_masks(1, tf.shape(xb)[0], (784,) + HIDDEN,
+                                 DROPOUT, seed=0, step=step,
+                                 batch_rows=args.batch_size)
       for layer, mask in zip(dense, drops):
         xb = layer(xb * mask[0])
       return xb

@@ -60,6 +60,12 @@ def test_step_cost_and_input_parts(mnist_dir):
   assert rows['input_dropout']['steps_per_run'] == 40  # with its dropout
 
 
+def test_bare_loop_with_the_trainers_masks(mnist_dir):
+  """bare_dropout: the bare loop with trainer.dropout's masks."""
+  rows = _rows(mnist_dir, 'bare_dropout')
+  assert rows['bare_dropout']['examples_per_sec'] > 0
+
+
 def test_dropout_cost_in_the_trainers_graph(mnist_dir):
   """dropout_cost.py: every variant in rounds, each against none."""
   result = processes.run(
