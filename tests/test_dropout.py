@@ -123,3 +123,25 @@ def test_each_replica_draws_masks_of_its_own():
                                                   widths=(128,),
                                                   rates=(0.3,))[0])
   assert abs(_correlation(zero, replica_masks(1))) < 5 / np.sqrt(zero.size)
+
+
+def test_relu_dropped_gives_the_value_and_gradient_of_relu_times_mask():
+  """Same bits as autodiff through relu(x) * mask, zeros of the relu and of
+  the mask included."""
+  rng = np.random.default_rng(SEED)
+  x = tf.constant(rng.normal(size=(64, 128)).astype(np.float32))
+  dy = tf.constant(rng.normal(size=(64, 128)).astype(np.float32))
+  mask = dropout.mask(
+      tf.constant(rng.integers(0, 256, (64, 128)), tf.uint8), 0.3)
+  scale = dropout.keep_scale(0.3)
+  results = []
+  for fn in (lambda x: tf.nn.relu(x) * mask,
+             lambda x: dropout.relu_dropped(x, mask, scale)):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      y = fn(x)
+    results.append((y.numpy(), tape.gradient(y, x, dy).numpy()))
+  (y, grad), (y_dropped, grad_dropped) = results
+  np.testing.assert_array_equal(y_dropped, y)
+  np.testing.assert_array_equal(grad_dropped, grad)
+  assert 0 < np.mean(grad == 0) < 1

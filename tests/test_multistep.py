@@ -253,24 +253,20 @@ def test_default_is_several_steps_for_the_custom_model_by_shape(tmp_path):
     cfg = config_lib.Config(job_dir=str(tmp_path), model_type=model_type,
                             **overrides)
     return cfg.with_strategy(strategy).with_steps_per_run().steps_per_run
-  # With the custom model's default dropout, 1,280 examples a run.
-  assert resolved('custom') == 5, 'at the default batch size, 256'
-  assert resolved('custom', batch_size=128) == 10
-  assert resolved('custom', batch_size=1024) == 1
-  no_dropout = dict(dropout=(0.0,))
-  assert resolved('custom', **no_dropout) == 20
-  assert resolved('custom', batch_size=128, **no_dropout) == 40
-  assert resolved('custom', batch_size=1000, **no_dropout) == 5
-  assert resolved('custom', batch_size=8192, **no_dropout) == 1
+  # 5,120 examples a run, with or without dropout.
+  assert resolved('custom') == 20, 'at the default batch size, 256'
+  assert resolved('custom', dropout=(0.0,), input_dropout=0.0) == 20
+  assert resolved('custom', batch_size=128) == 40
+  assert resolved('custom', batch_size=1000) == 5
+  assert resolved('custom', batch_size=8192) == 1
   assert resolved('custom', batch_size=32, log_every_steps=10) == 10
   assert resolved('custom', steps_per_run=3) == 3
   assert resolved('premade') == 40, 'at its default batch size, 128'
   assert resolved('premade', batch_norm=True) == resolved('keras') == 1
   # Unrolled under a strategy: at most MAX_UNROLLED_STEPS.
-  assert resolved('custom', 'mirrored', batch_size=128,
-                  **no_dropout) == config_lib.MAX_UNROLLED_STEPS == 10
-  assert resolved('custom', 'multiworker', batch_size=1024,
-                  **no_dropout) == 5
+  assert resolved('custom', 'mirrored',
+                  batch_size=128) == config_lib.MAX_UNROLLED_STEPS == 10
+  assert resolved('custom', 'multiworker', batch_size=1024) == 5
   assert resolved('custom', 'ps') == 1
 
 

@@ -58,11 +58,6 @@ def describe_defaults(name, model_types=MODEL_TYPES):
 # and checkpoints fine-grained. Chosen by measurement (docs/performance.md,
 # "--steps-per-run"). Elsewhere (default_steps_per_run) K is 1.
 EXAMPLES_PER_RUN = 5120
-# With the custom model's hidden dropout, fewer (10 steps at 128, 5 at 256):
-# a run's masks are made before its loop (trainer/dropout.py), and at 5,120
-# examples they no longer stay in the CPU's caches (measured: at batch 128,
-# 0.82x the model without dropout at K = 40, 0.91x at K = 10).
-EXAMPLES_PER_RUN_WITH_DROPOUT = 1280
 STEPS_PER_RUN_MODELS = ('custom', 'premade')
 # Strategies whose K steps are unrolled (one copy of the step, all-reduce
 # included, per step; trainer/multistep.py), and the most steps a run so
@@ -196,8 +191,7 @@ class Config:
   steps_per_run: Optional[int] = _setting(  # None: with_steps_per_run decides
       None, 'operational', 'Optimizer steps per Session.run, for speed; the '
       'model is the same. Default: for the custom and premade models, '
-      f'{EXAMPLES_PER_RUN} examples per run (40 steps at --batch-size 128; '
-      f'{EXAMPLES_PER_RUN_WITH_DROPOUT} with the custom model\'s --dropout), '
+      f'{EXAMPLES_PER_RUN} examples per run (40 steps at --batch-size 128), '
       f'at most --log-every-steps, at most {MAX_UNROLLED_STEPS} with mirrored '
       'and multiworker; 1 for keras, the premade model with --dropout or '
       '--batch-norm and parameter-server clusters (where more is refused). '
@@ -256,16 +250,13 @@ class Config:
 
 
 def default_steps_per_run(cfg):
-  """K by shape: about EXAMPLES_PER_RUN examples per Session.run (fewer
-  with the custom model's hidden dropout), at most one run between progress
+  """K by shape: about EXAMPLES_PER_RUN examples per Session.run, at most
+  one run between progress
   lines, at most MAX_UNROLLED_STEPS under a strategy that unrolls them
   (trainer/multistep.py); 1 where K > 1 cannot run."""
   if _why_one_step_per_run(cfg) or cfg.distribute == 'ps':
     return 1
-  examples = (EXAMPLES_PER_RUN_WITH_DROPOUT
-              if cfg.model_type == 'custom' and any(cfg.dropout)
-              else EXAMPLES_PER_RUN)
-  k = min(examples // cfg.batch_size, cfg.log_every_steps)
+  k = min(EXAMPLES_PER_RUN // cfg.batch_size, cfg.log_every_steps)
   if cfg.distribute in UNROLLED_STRATEGIES:
     k = min(k, MAX_UNROLLED_STEPS)
   return max(1, k)

@@ -9,7 +9,8 @@ masks' arithmetic (scripts/dropout_cost.py prices each piece). So:
   needs them;
 - the hidden layers' masks of all K steps of a Session.run are made by a
   few large ops before the K-step loop, and a step only takes its own and
-  multiplies.
+  multiplies;
+- after a relu, the backward pass needs no mask of its own (relu_dropped).
 
 A mask needs only enough random bits to give its rate: each unit gets 8 (16
 where 8 would misstate the rate by more than 1% of it), cut from uint32
@@ -92,8 +93,26 @@ def mask(values, rate, scale=None):
   """
   bits, t = threshold(rate)
   n = 2**bits
-  kept = tf.floor((tf.cast(values, tf.float32) + (n - t)) * (1 / n))
+  kept = tf.math.floordiv(tf.cast(values, tf.float32) + (n - t), float(n))
   return kept * (keep_scale(rate) if scale is None else scale)
+
+
+def relu_dropped(x, mask, scale):
+  """relu(x) * mask, for a mask of 0 and `scale` (> 0).
+
+  Its gradient is scale * ReluGrad(dy, output): the output is 0 exactly
+  where the relu or the mask is. Left to autodiff, the multiply's gradient
+  is a second full multiply by the mask, plus shape ops (the batch is
+  dynamic); this is one pass, and the gradients are the same bits.
+  """
+  @tf.custom_gradient
+  def forward(x):
+    y = tf.nn.relu(x) * mask
+
+    def grad(dy):
+      return tf.raw_ops.ReluGrad(gradients=dy, features=y) * scale
+    return y, grad
+  return forward(x)
 
 
 def step_masks(steps, rows, widths, rates, seed, step, batch_rows,

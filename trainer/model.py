@@ -204,26 +204,31 @@ def _network(cfg):
   """The custom model's layers; returns logits(x, masks=None).
 
   `masks` (training) holds one dropout mask or None per hidden layer, each
-  applied after its layer (the pixels arrive with their dropout done).
-  The layers are created here, in one order, so their variable names do
-  not depend on where they are first called.
+  applied after its layer's activation (the pixels arrive with their
+  dropout done). The layers are created here, in one order, so their
+  variable names do not depend on where they are first called.
   """
-  hidden = [tf.keras.layers.Dense(units, activation=ACTIVATIONS[cfg.activation],
-                                  kernel_initializer=_initializer(cfg, i))
+  hidden = [tf.keras.layers.Dense(units, kernel_initializer=_initializer(cfg, i))
             for i, units in enumerate(cfg.hidden_units, 1)]
   output = tf.keras.layers.Dense(data.NUM_CLASSES,
                                  kernel_initializer=_initializer(cfg, 0))
+  activation = ACTIVATIONS[cfg.activation]
+  scales = [dropout.keep_scale(rate) if rate else None for rate in cfg.dropout]
+
+  def dropped(x, mask, scale):
+    if mask is None:
+      return activation(x)
+    if cfg.activation == 'relu':
+      return dropout.relu_dropped(x, mask, scale)
+    return activation(x) * mask
 
   def logits(x, masks=None):
-    for layer, mask in zip(hidden, masks or [None] * len(hidden)):
-      x = _masked(layer(x), mask)
+    for layer, mask, scale in zip(hidden, masks or [None] * len(hidden),
+                                  scales):
+      x = dropped(layer(x), mask, scale)
     return output(x)
   logits.layers = hidden + [output]
   return logits
-
-
-def _masked(x, mask):
-  return x if mask is None else x * mask
 
 
 def _run_masks(cfg, x, step):
