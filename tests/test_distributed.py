@@ -12,7 +12,7 @@
   with the keras model twenty times in a row.
 - --steps-per-run K (unrolled steps, trainer/multistep.py) on 2 and 3
   logical devices and on a chief and a worker: the losses, the global step
-  and the checkpoints of K = 1.
+  and the checkpoints of K = 1 (with dropout too, on 2 devices).
 """
 
 import json
@@ -100,6 +100,18 @@ def test_mirrored_steps_per_run_trains_as_one_step(tmp_path, mnist_dir):
   assert_same_losses(k4, one)
   assert_same_checkpoints(k4['results']['job_dir'],
                           mirrored['results']['job_dir'])
+
+
+def test_mirrored_dropout_trains_the_same_model_at_any_k(tmp_path, mnist_dir):
+  """With the custom model's default dropout, K = 4 on 2 devices trains
+  K = 1's model: each replica's masks depend on its rows, not on the run."""
+  same = dict(SMALL, model_type='custom', summary_steps=1, train_steps=11,
+              distribute='mirrored')
+  (k1, k4), _ = logical_devices(2, mnist_dir, tmp_path, same,
+                                dict(same, steps_per_run=4))
+  assert sorted(k4['losses'], key=int) == ['4', '8', '11']
+  assert_same_losses(k4, k1)
+  assert_same_checkpoints(k4['results']['job_dir'], k1['results']['job_dir'])
 
 
 def test_mirrored_accuracy_matches_one_device(tmp_path, mnist_dir):
