@@ -185,6 +185,8 @@ BAD_INPUTS = {
         request.image_instance(b'GIF? no')]}), 'is not a PNG or JPEG image'),
     'odd.json': (json.dumps({'instances': [{'pixels': [1]}]}),
                  'neither pixels'),
+    'text.json': (json.dumps({'instances': ['a seven\nor a one']}),
+                  'neither pixels'),
 }
 
 

@@ -78,4 +78,5 @@ def parse_instance(instance, source):
   raise InputError(
       f'{source} holds an instance that is neither pixels ([...] or '
       f'{{"{export.SERVING_INPUT}": [...]}}) nor an image '
-      f'({{"{export.IMAGE_INPUT}": {{"b64": "..."}}}}): {str(instance)[:60]}')
+      f'({{"{export.IMAGE_INPUT}": {{"b64": "..."}}}}): '
+      f'{json.dumps(instance)[:60]}')
