@@ -251,9 +251,9 @@ class Config:
 
 def default_steps_per_run(cfg):
   """K by shape: about EXAMPLES_PER_RUN examples per Session.run, at most
-  one run between progress
-  lines, at most MAX_UNROLLED_STEPS under a strategy that unrolls them
-  (trainer/multistep.py); 1 where K > 1 cannot run."""
+  one run between progress lines, at most MAX_UNROLLED_STEPS under a
+  strategy that unrolls them (trainer/multistep.py); 1 where K > 1 cannot
+  run."""
   if _why_one_step_per_run(cfg) or cfg.distribute == 'ps':
     return 1
   k = min(EXAMPLES_PER_RUN // cfg.batch_size, cfg.log_every_steps)

@@ -213,19 +213,18 @@ def _network(cfg):
   output = tf.keras.layers.Dense(data.NUM_CLASSES,
                                  kernel_initializer=_initializer(cfg, 0))
   activation = ACTIVATIONS[cfg.activation]
-  scales = [dropout.keep_scale(rate) if rate else None for rate in cfg.dropout]
 
-  def dropped(x, mask, scale):
+  def activated(x, mask, rate):
     if mask is None:
       return activation(x)
     if cfg.activation == 'relu':
-      return dropout.relu_dropped(x, mask, scale)
+      return dropout.relu_dropped(x, mask, dropout.keep_scale(rate))
     return activation(x) * mask
 
   def logits(x, masks=None):
-    for layer, mask, scale in zip(hidden, masks or [None] * len(hidden),
-                                  scales):
-      x = dropped(layer(x), mask, scale)
+    for layer, mask, rate in zip(hidden, masks or [None] * len(hidden),
+                                 cfg.dropout):
+      x = activated(layer(x), mask, rate)
     return output(x)
   logits.layers = hidden + [output]
   return logits
