@@ -102,8 +102,7 @@ def _input_part(input_dropout):
     mnist = data.load(data.resolve_data_dir(args.data_dir))
     k = args.steps_per_run or config.default_steps_per_run(
         config.Config(job_dir='-', model_type='custom',
-                      batch_size=args.batch_size,
-                      **({} if input_dropout else NO_DROPOUT)))
+                      batch_size=args.batch_size))
     batches = iter(inputs.train_input_fn(mnist.train, args.batch_size, 42,
                                          steps_per_run=k,
                                          input_dropout=input_dropout)())
