@@ -1,7 +1,7 @@
 """Inverted dropout from counter-based random bits, in as few ops as can be.
 
-What dropout costs on a CPU is mostly TensorFlow's Philox kernel (about
-5 ns per uint32 word here) and the number of small ops a step runs, not the
+What dropout costs on a CPU is mostly TensorFlow's Philox kernel (2-5 ns
+per uint32 word here) and the number of small ops a step runs, not the
 masks' arithmetic (scripts/dropout_cost.py prices each piece). So:
 
 - the pixels' mask is drawn and applied in the input pipeline
@@ -97,6 +97,15 @@ def mask(values, rate, scale=None):
   return kept * (keep_scale(rate) if scale is None else scale)
 
 
+def rows_mask(key, layer, first_row, rows, width, rate, scale=None,
+              replica=0):
+  """mask() of rows first_row, ... of the stream (key, layer, replica),
+  [rows, width], at the random bits `rate` needs."""
+  bits, _ = threshold(rate)
+  return mask(random_values(key, layer, first_row, rows, width, bits,
+                            replica), rate, scale)
+
+
 def relu_dropped(x, mask, scale):
   """relu(x) * mask, for a mask of 0 and `scale` (> 0).
 
@@ -132,8 +141,6 @@ def step_masks(steps, rows, widths, rates, seed, step, batch_rows,
 
 def _step_masks(steps, rows, width, rate, seed, step, batch_rows, layer,
                 replica):
-  bits, _ = threshold(rate)
-  values = random_values(seed, layer, step * batch_rows, steps * batch_rows,
-                         width, bits, replica)
-  values = tf.reshape(values, [steps, batch_rows, width])[:, :rows]
-  return mask(values, rate)
+  masks = rows_mask(seed, layer, step * batch_rows, steps * batch_rows,
+                    width, rate, replica=replica)
+  return tf.reshape(masks, [steps, batch_rows, width])[:, :rows]

@@ -110,11 +110,9 @@ def _dropped_out(pixels, rate, scale_inputs, key, first_row):
   """uint8 pixels [rows, 784] -> float features with dropout: rows
   first_row, ... of the pixel stream (layer 0) of trainer.dropout, the
   mask's scale and 1/255 in one multiply."""
-  bits, _ = dropout.threshold(rate)
-  values = dropout.random_values(key, 0, first_row, tf.shape(pixels)[0],
-                                 data.PIXELS, bits)
   scale = dropout.keep_scale(rate) / (255.0 if scale_inputs else 1.0)
-  return tf.cast(pixels, tf.float32) * dropout.mask(values, rate, scale)
+  return tf.cast(pixels, tf.float32) * dropout.rows_mask(
+      key, 0, first_row, tf.shape(pixels)[0], data.PIXELS, rate, scale)
 
 
 def _replica_slices(batches, first, local, total):
